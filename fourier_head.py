@@ -1,0 +1,570 @@
+r"""
+# Fourier head
+
+A drop-in replacement for a linear classification head whose output categorical distribution
+is the discretisation of a *smooth* density on $[-1, 1]$ (Gillman et al., "Fourier Head: Helping
+Large Language Models Learn Complex Probability Distributions", ICLR 2025, arXiv 2410.22269).
+
+This file depends on torch and the standard library only: copy it into your own project.
+
+## The math
+
+Let $d$ = `dim_input`, $m$ = `dim_output` (number of bins) and $N$ = `num_frequencies`.
+
+1. A linear layer maps $x \in \mathbb{R}^d$ to $2(N+1)$ reals: the first $N+1$ are the real parts,
+   the last $N+1$ the imaginary parts of $a = (a_0, \dots, a_N) \in \mathbb{C}^{N+1}$.
+   Its weight and bias are divided by `init_denominator_weight` / `init_denominator_bias` at
+   construction, so training starts from an almost uniform density.
+2. The autocorrelation $c_k = \sum_j a_{j+k}\,\overline{a_j}$ for $k = 0..N$; $c_0 = \|a\|^2 > 0$.
+3. The density
+   $$p(z) = \tfrac12 + \mathrm{Re} \sum_{k=1}^{N} \frac{c_k}{c_0}\, e^{i\pi k z}
+          = \frac{\bigl|\sum_{j=0}^{N} a_j e^{i\pi j z}\bigr|^2}{2\,c_0},$$
+   which is non-negative and integrates to one on $[-1, 1]$ (Fejér–Riesz: a trigonometric polynomial
+   that is a squared modulus).
+4. It is evaluated at the $m$ bin centres $z_i = -1 + (2i+1)/m$ and divided by its sum over bins:
+   a PMF $y$. The layer returns $\log(y + \varepsilon)$, $\varepsilon$ = `const_inverse_softmax`, so
+   `cross_entropy` / `softmax` downstream work unchanged (softmax of the output is
+   $(y + \varepsilon) / (1 + m\varepsilon)$: with $m = 4096$ that is a ~4% uniform floor; the reference
+   does the same and we keep it for comparability).
+5. Regulariser (reference definition), stored as `loss_regularization` after each forward; **the
+   caller must add it to its loss**:
+   $$\mathcal{L}_{reg} = \gamma \cdot 2 \cdot \mathrm{mean}_{batch} \sum_{k=0}^{N} 2\pi^2 k^2 |c_k|^2 .$$
+   On the unnormalised $c_k$ it is not scale invariant (shrinking $\|a\|$ leaves the density unchanged
+   and the penalty ~0), so `regularization="normalized"` offers the same sum over $\hat c_k = c_k/c_0$.
+
+## Why this implementation is fast
+
+Step 3 says the PMF is $|E a|^2$ normalised over bins, with $E_{ij} = e^{i\pi j z_i}$: the
+autocorrelation is not needed for the forward pass at all. On the uniform bin grid
+$e^{i\pi j z_i} = (-1)^j e^{i\pi j/m} \cdot e^{2\pi i\,ij/m}$, so $Ea$ is a single length-$m$ DFT of the
+twisted vector $b_j = (-1)^j e^{i\pi j/m} a_j$ (aliased modulo $m$ when $N+1 > m$). For few
+frequencies or few bins a real matrix product with the precomputed cos/sin basis is cheaper; the
+choice is made per shape (`pmf_method="auto"`). Neither path builds the (batch, bins, frequencies)
+tensor nor the grouped convolution of the reference. The autocorrelation (for the regulariser and
+`fourier_coefficients`) is one zero-padded FFT, computed only when asked for.
+
+All of this runs in float32 (or float64 if the parameters are float64), also under autocast:
+complex half precision does not exist and $1/c_0$ with the tiny initialisation overflows in fp16.
+
+## Contents
+
+- `Fourier_Head`: the classification head (alias `FourierHead`).
+- `Fourier_Head_MLE` and `FourierDensity`: the continuous variant (pdf, closed-form CDF, sampling).
+- `smoothness`: the paper's smoothness metric, batched, on any device.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from typing import Optional
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Fourier_Head",
+    "FourierHead",
+    "Fourier_Head_MLE",
+    "FourierDensity",
+    "smoothness",
+    "autocorrelate",
+    "bin_centers",
+]
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------
+
+def bin_centers(num_bins: int, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+    """Centres of `num_bins` equal-width bins on [-1, 1], shape (num_bins,)."""
+    i = torch.arange(num_bins, dtype=dtype, device=device)
+    return -1.0 + (2.0 * i + 1.0) / num_bins
+
+
+def autocorrelate(a: torch.Tensor) -> torch.Tensor:
+    """Autocorrelation c_k = sum_j a_{j+k} conj(a_j), k = 0..N, by one zero-padded FFT.
+
+    Parameters
+    ----------
+    a : complex tensor, shape (..., N+1)
+
+    Returns
+    -------
+    complex tensor, shape (..., N+1); c_0 is real and equals ||a||^2.
+    """
+    n = a.shape[-1]
+    length = 2 * n - 1  # no circular wrap-around for lags 0..N
+    spectrum = torch.fft.fft(a, n=length, dim=-1)
+    return torch.fft.ifft(spectrum.real.square() + spectrum.imag.square(), dim=-1)[..., :n]
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64; everything else (bf16, fp16, fp32) computes in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _check_input(x: torch.Tensor, dim_input: int, who: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{who} expects a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{who} expects a floating-point input, got dtype {x.dtype}")
+    if x.dim() == 0 or x.shape[-1] != dim_input:
+        got = "a scalar" if x.dim() == 0 else f"last dimension {x.shape[-1]} (shape {tuple(x.shape)})"
+        raise ValueError(f"{who} expected input with last dimension dim_input={dim_input}, got {got}")
+
+
+def _resolve_gamma(regularizion_gamma: float, regularization_gamma: Optional[float]) -> float:
+    if regularization_gamma is not None:
+        if regularizion_gamma not in (0, 0.0) and regularizion_gamma != regularization_gamma:
+            raise ValueError("pass only one of regularizion_gamma (reference spelling) and "
+                             "regularization_gamma, or the same value to both")
+        return float(regularization_gamma)
+    return float(regularizion_gamma)
+
+
+def _regularization_loss(c: torch.Tensor, gamma: float, normalized: bool) -> torch.Tensor:
+    """gamma * 2 * mean_batch( sum_k 2 pi^2 k^2 |c_k|^2 ), on c or on c / c_0.  c: (B, N+1)."""
+    if normalized:
+        c = c / c[:, :1].real
+    k = torch.arange(c.shape[-1], dtype=c.real.dtype, device=c.device)
+    weights = 2.0 * math.pi ** 2 * k.square()
+    summands = weights * (c.real.square() + c.imag.square())
+    return gamma * 2.0 * summands.sum(dim=-1).mean()
+
+
+class _AutocorrelationParams(nn.Module):
+    """The shared first step of both heads: x (..., d) -> complex a (B, N+1) in float32/float64."""
+
+    def _init_linear(self, dim_input, num_frequencies, init_denominator_weight,
+                     init_denominator_bias, dtype, device):
+        # The reference's parameter names, so its state dicts load unchanged.
+        self.fc_extract_autocorrelation_params = nn.Linear(
+            dim_input, 2 * (num_frequencies + 1), dtype=dtype, device=device)
+        with torch.no_grad():
+            self.fc_extract_autocorrelation_params.weight.div_(init_denominator_weight)
+            self.fc_extract_autocorrelation_params.bias.div_(init_denominator_bias)
+
+    def _linear_params(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., d) -> [Re a, Im a] (B, 2(N+1)) real, B = prod(leading dims); autocast must be off."""
+        fc = self.fc_extract_autocorrelation_params
+        dtype = _compute_dtype(fc.weight.dtype)
+        x = x.reshape(-1, x.shape[-1]).to(dtype)
+        return nn.functional.linear(x, fc.weight.to(dtype), fc.bias.to(dtype))
+
+    def _autocorrelation_params(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., d) -> a (B, N+1) complex."""
+        return _as_complex(self._linear_params(x))
+
+
+def _as_complex(params: torch.Tensor) -> torch.Tensor:
+    """[Re a, Im a] (B, 2n) -> a (B, n) complex (the reference's non-interleaved layout)."""
+    n = params.shape[-1] // 2
+    return torch.complex(params[:, :n], params[:, n:])
+
+
+# ------------------------------------------------------------------------------------------------
+# the classification head
+# ------------------------------------------------------------------------------------------------
+
+class Fourier_Head(_AutocorrelationParams):
+    r"""Fourier head: input (..., dim_input) -> log-PMF over `dim_output` ordered bins (..., dim_output).
+
+    Parameters
+    ----------
+    dim_input : int
+        d, size of the last input dimension.
+    dim_output : int
+        m >= 2, number of bins (classes), ordered so that neighbours are similar.
+    num_frequencies : int
+        N >= 1, number of Fourier frequencies (any value, also N >= m).
+    regularizion_gamma : float
+        gamma of the Fourier regulariser (reference spelling; `regularization_gamma` is an alias).
+        After every forward, `loss_regularization` holds gamma * penalty: add it to your loss.
+    const_inverse_softmax : float
+        epsilon in the returned log(pmf + epsilon).
+    init_denominator_weight, init_denominator_bias : float
+        The linear layer's initial weight and bias are divided by these.
+    dtype : torch.dtype
+        dtype of the parameters (default float32). The head's math runs in float32 unless this is
+        float64.
+    device : torch.device or str, optional
+        Accepted for compatibility with the reference; the module moves with `.to()` like any other.
+    regularization : {"reference", "normalized"}
+        Penalty on the unnormalised autocorrelation c_k (reference, default) or on c_k / c_0
+        (scale invariant).
+    pmf_method : {"auto", "fft", "matmul"}
+        How |E a|^2 is evaluated at the bin centres; "auto" picks by shape. Same numbers either way.
+
+    Shapes
+    ------
+    forward: (..., dim_input) -> (..., dim_output), float32 (float64 for float64 parameters).
+    """
+
+    # Above this many basis entries the cos/sin matrix is replaced by an FFT. Chosen from the
+    # benchmark in misc/benchmarks (the FFT wins once both N and m are in the hundreds).
+    MATMUL_MAX_BASIS = 65536
+
+    def __init__(
+        self,
+        dim_input: int,
+        dim_output: int,
+        num_frequencies: int,
+        regularizion_gamma: float = 0,
+        const_inverse_softmax: float = 1e-5,
+        init_denominator_weight: float = 100,
+        init_denominator_bias: float = 100,
+        dtype: torch.dtype = torch.float32,
+        device=None,
+        *,
+        regularization_gamma: Optional[float] = None,
+        regularization: str = "reference",
+        pmf_method: str = "auto",
+    ):
+        super().__init__()
+        for name, value, low in (("dim_input", dim_input, 1), ("dim_output", dim_output, 2),
+                                 ("num_frequencies", num_frequencies, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"Fourier_Head: {name} must be an integer >= {low}, got {value!r}")
+        if regularization not in ("reference", "normalized"):
+            raise ValueError(f"Fourier_Head: regularization must be 'reference' or 'normalized', "
+                             f"got {regularization!r}")
+        if pmf_method not in ("auto", "fft", "matmul"):
+            raise ValueError(f"Fourier_Head: pmf_method must be 'auto', 'fft' or 'matmul', got {pmf_method!r}")
+        if not dtype.is_floating_point or dtype.is_complex:
+            raise ValueError(f"Fourier_Head: dtype must be a real floating dtype, got {dtype}")
+
+        self.dim_input = dim_input
+        self.dim_output = dim_output
+        self.num_frequencies = num_frequencies
+        self.regularizion_gamma = _resolve_gamma(regularizion_gamma, regularization_gamma)
+        self.const_inverse_softmax = const_inverse_softmax
+        self.init_denominator_weight = init_denominator_weight
+        self.init_denominator_bias = init_denominator_bias
+        self.regularization = regularization
+        if pmf_method == "auto":
+            basis_entries = 4 * (num_frequencies + 1) * dim_output
+            pmf_method = "matmul" if basis_entries <= self.MATMUL_MAX_BASIS else "fft"
+        self.pmf_method = pmf_method
+
+        self._init_linear(dim_input, num_frequencies, init_denominator_weight,
+                          init_denominator_bias, dtype, device)
+
+        # Constants are non-persistent buffers: they follow .to()/.cuda()/.double(), are rebuilt
+        # from the constructor arguments, and keep state_dict() identical to the reference's.
+        m, n = dim_output, num_frequencies + 1
+        self.register_buffer("bin_centerpoints", bin_centers(m).to(torch.float32).to(device),
+                             persistent=False)
+        j = torch.arange(n, dtype=torch.float64)
+        if self.pmf_method == "fft":
+            # b_j = (-1)^j e^{i pi j / m} a_j turns E a into one length-m DFT (see module docstring).
+            angle = math.pi * j * (1.0 + 1.0 / m)
+            twiddle = torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1)  # (N+1, 2)
+            self.register_buffer("fft_twiddle", twiddle.float().to(device), persistent=False)
+        else:
+            # [Re a, Im a] @ basis = [Re Ea, Im Ea]:  Ea = sum_j (Re a_j + i Im a_j)(cos + i sin).
+            theta = math.pi * j[:, None] * bin_centers(m)[None, :]  # (N+1, m)
+            cos, sin = torch.cos(theta), torch.sin(theta)
+            basis = torch.cat([torch.cat([cos, sin], dim=1), torch.cat([-sin, cos], dim=1)], dim=0)
+            self.register_buffer("pmf_basis", basis.float().to(device), persistent=False)
+
+        self.loss_regularization = torch.zeros((), device=device)
+
+    # -- the core: x -> a -> |E a|^2 ------------------------------------------------------------
+
+    def _squared_modulus_at_bins(self, params: torch.Tensor) -> torch.Tensor:
+        """[Re a, Im a] (B, 2(N+1)) -> |E a|^2 (B, m), i.e. 2 c_0 p(z_i) at the bin centres."""
+        m = self.dim_output
+        if self.pmf_method == "matmul":
+            values = params @ self.pmf_basis.to(params.dtype)  # [Re Ea, Im Ea]: (B, 2m)
+            return values.square().reshape(-1, 2, m).sum(dim=1)
+        tw = self.fft_twiddle.to(params.dtype)
+        b = _as_complex(params) * torch.complex(tw[:, 0], tw[:, 1])
+        n = b.shape[-1]
+        if n > m:  # alias frequencies j and j + m: pad to a multiple of m and fold
+            b = nn.functional.pad(b, (0, (-n) % m)).reshape(b.shape[0], -1, m).sum(dim=1)
+        values = torch.fft.ifft(b, n=m, dim=-1, norm="forward")  # sum_j b_j e^{+2 pi i ij/m}
+        return values.real.square() + values.imag.square()
+
+    def _pmf_and_params(self, x: torch.Tensor):
+        _check_input(x, self.dim_input, "Fourier_Head")
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            params = self._linear_params(x)
+            power = self._squared_modulus_at_bins(params)
+            pmf = power / power.sum(dim=-1, keepdim=True)
+        return pmf, params
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """log(pmf + epsilon): (..., dim_input) -> (..., dim_output). Sets `loss_regularization`."""
+        pmf, params = self._pmf_and_params(x)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            if self.regularizion_gamma != 0:
+                c = autocorrelate(_as_complex(params))
+                self.loss_regularization = _regularization_loss(
+                    c, self.regularizion_gamma, self.regularization == "normalized")
+            else:
+                self.loss_regularization = torch.zeros((), dtype=pmf.dtype, device=pmf.device)
+            out = torch.log(pmf + self.const_inverse_softmax)
+        return out.reshape(*x.shape[:-1], self.dim_output)
+
+    # -- access for analysis and figures ---------------------------------------------------------
+
+    def pmf(self, x: torch.Tensor) -> torch.Tensor:
+        """The PMF itself (no epsilon): (..., dim_input) -> (..., dim_output), rows sum to 1."""
+        pmf, _ = self._pmf_and_params(x)
+        return pmf.reshape(*x.shape[:-1], self.dim_output)
+
+    def fourier_coefficients(self, x: torch.Tensor, normalized: bool = True) -> torch.Tensor:
+        """Fourier coefficients of the density: (..., dim_input) -> complex (..., N+1).
+
+        normalized=True returns c_k / c_0 (so entry 0 is 1 and p(z) = 1/2 + Re sum_{k>=1} entry_k
+        e^{i pi k z}); normalized=False returns the autocorrelation c_k itself.
+        """
+        _check_input(x, self.dim_input, "Fourier_Head")
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            c = autocorrelate(self._autocorrelation_params(x))
+            if normalized:
+                c = c / c[:, :1].real
+        return c.reshape(*x.shape[:-1], self.num_frequencies + 1)
+
+    def evaluate_pdf(self, fourier_coeffs: torch.Tensor,
+                     latent_vals: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The continuous density p(z) = 1/2 + Re sum_{k=1..N} coeffs_k e^{i pi k z} (reference API).
+
+        Parameters
+        ----------
+        fourier_coeffs : complex tensor, shape (..., N)
+            Normalised coefficients c_1/c_0 .. c_N/c_0, e.g. `fourier_coefficients(x)[..., 1:]`.
+        latent_vals : tensor, shape (L,), optional
+            Points in [-1, 1]; default: the bin centres.
+
+        Returns
+        -------
+        tensor, shape (..., L): density values (integrate to 1 over [-1, 1]).
+        """
+        if latent_vals is None:
+            latent_vals = self.bin_centerpoints
+        return _fourier_series(fourier_coeffs, latent_vals)
+
+    def extra_repr(self) -> str:
+        return (f"dim_input={self.dim_input}, dim_output={self.dim_output}, "
+                f"num_frequencies={self.num_frequencies}, gamma={self.regularizion_gamma}, "
+                f"regularization={self.regularization!r}, pmf_method={self.pmf_method!r}")
+
+
+FourierHead = Fourier_Head
+
+
+def _fourier_series(coeffs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """1/2 + Re sum_{k=1..N} coeffs_k e^{i pi k z}: coeffs (..., N) complex, z (L,) -> (..., L)."""
+    real_dtype = coeffs.real.dtype
+    z = z.to(device=coeffs.device, dtype=real_dtype)
+    k = torch.arange(1, coeffs.shape[-1] + 1, device=coeffs.device, dtype=real_dtype)
+    theta = math.pi * k[:, None] * z[None, :]  # (N, L)
+    return 0.5 + coeffs.real @ torch.cos(theta) - coeffs.imag @ torch.sin(theta)
+
+
+# ------------------------------------------------------------------------------------------------
+# the continuous (maximum-likelihood) variant
+# ------------------------------------------------------------------------------------------------
+
+class FourierDensity:
+    r"""A batch of Fourier densities on [-1, 1], one per row.
+
+    p(x) = |sum_j a_j e^{i pi j x}|^2 / (2 ||a||^2) = 1/2 + Re sum_{k=1..N} c_k/c_0 e^{i pi k x}.
+
+    Parameters
+    ----------
+    a : complex tensor, shape (B, N+1)
+        Autocorrelation parameters (the head's linear layer output).
+    batch_shape : tuple
+        The leading shape the B rows are reshaped to in outputs.
+    """
+
+    def __init__(self, a: torch.Tensor, batch_shape=None):
+        self.a = a
+        self.batch_shape = tuple(batch_shape) if batch_shape is not None else (a.shape[0],)
+        self._coeffs = None
+
+    @property
+    def coefficients(self) -> torch.Tensor:
+        """Normalised Fourier coefficients c_k / c_0, complex (B, N+1); entry 0 is 1."""
+        if self._coeffs is None:
+            c = autocorrelate(self.a)
+            self._coeffs = c / c[:, :1].real
+        return self._coeffs
+
+    def _points(self, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """Points of shape batch_shape (one per row) or (*batch_shape, K) -> (B, K), and whether K=1 was added."""
+        x = torch.as_tensor(x, device=self.a.device).to(self.a.real.dtype)
+        b = self.a.shape[0]
+        if tuple(x.shape) in (self.batch_shape, (b,)):
+            return x.reshape(b, 1), True
+        if x.dim() >= 1 and tuple(x.shape[:-1]) in (self.batch_shape, (b,)):
+            return x.reshape(b, x.shape[-1]), False
+        raise ValueError(f"FourierDensity: points of shape {tuple(x.shape)} do not match the batch "
+                         f"shape {self.batch_shape} (use shape {self.batch_shape} or (*{self.batch_shape}, K))")
+
+    def _shape_out(self, values: torch.Tensor, squeeze: bool) -> torch.Tensor:
+        if squeeze:
+            return values.reshape(self.batch_shape)
+        return values.reshape(*self.batch_shape, values.shape[-1])
+
+    def pdf(self, x: torch.Tensor) -> torch.Tensor:
+        """Density at x: (B,) -> (B,) or (B, K) -> (B, K). Zero outside [-1, 1]."""
+        pts, squeeze = self._points(x)
+        j = torch.arange(self.a.shape[-1], device=pts.device, dtype=pts.dtype)
+        theta = math.pi * pts[..., None] * j  # (B, K, N+1)
+        re = (self.a.real[:, None, :] * torch.cos(theta) - self.a.imag[:, None, :] * torch.sin(theta)).sum(-1)
+        im = (self.a.real[:, None, :] * torch.sin(theta) + self.a.imag[:, None, :] * torch.cos(theta)).sum(-1)
+        c0 = (self.a.real.square() + self.a.imag.square()).sum(-1, keepdim=True)
+        values = (re.square() + im.square()) / (2.0 * c0)
+        values = torch.where((pts >= -1) & (pts <= 1), values, torch.zeros_like(values))
+        return self._shape_out(values, squeeze)
+
+    def log_prob(self, x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+        """log(p(x) + eps), the reference's training objective per point."""
+        return torch.log(self.pdf(x) + eps)
+
+    def _cdf_points(self, pts: torch.Tensor) -> torch.Tensor:
+        """Closed-form CDF at pts (B, K): (x+1)/2 + Re sum_k c_k (e^{i pi k x} - (-1)^k) / (i pi k)."""
+        coeffs = self.coefficients[:, 1:]  # (B, N)
+        k = torch.arange(1, coeffs.shape[-1] + 1, device=pts.device, dtype=pts.dtype)
+        theta = math.pi * pts.clamp(-1, 1)[..., None] * k  # (B, K, N)
+        sign = 1.0 - 2.0 * (k % 2)  # (-1)^k
+        # Re[(cr + i ci)(cos - sign + i sin) / (i pi k)] = (cr sin + ci (cos - sign)) / (pi k)
+        cr, ci = coeffs.real[:, None, :], coeffs.imag[:, None, :]
+        terms = (cr * torch.sin(theta) + ci * (torch.cos(theta) - sign)) / (math.pi * k)
+        return (pts.clamp(-1, 1) + 1.0) / 2.0 + terms.sum(-1)
+
+    def cdf(self, x: torch.Tensor) -> torch.Tensor:
+        """CDF at x, same shapes as `pdf`."""
+        pts, squeeze = self._points(x)
+        return self._shape_out(self._cdf_points(pts), squeeze)
+
+    @torch.no_grad()
+    def sample(self, num_samples: int = 1, generator: Optional[torch.Generator] = None,
+               iterations: int = 40) -> torch.Tensor:
+        """Inverse-CDF samples by bisection, vectorised over rows and samples: (*batch_shape, num_samples)."""
+        b = self.a.shape[0]
+        dtype = self.a.real.dtype
+        device = generator.device if generator is not None else self.a.device
+        u = torch.rand(b, num_samples, generator=generator, dtype=dtype, device=device).to(self.a.device)
+        lo = torch.full_like(u, -1.0)
+        hi = torch.full_like(u, 1.0)
+        for _ in range(iterations):  # the CDF is monotone: halve the bracket 40 times (< 2e-12)
+            mid = (lo + hi) / 2
+            below = self._cdf_points(mid) < u
+            lo = torch.where(below, mid, lo)
+            hi = torch.where(below, hi, mid)
+        return ((lo + hi) / 2).reshape(*self.batch_shape, num_samples)
+
+
+class Fourier_Head_MLE(_AutocorrelationParams):
+    """Continuous Fourier head: input (..., dim_input) -> `FourierDensity` with batch shape (...).
+
+    Train with `loss = -density.log_prob(y).mean() + head.loss_regularization`.
+
+    Parameters
+    ----------
+    dim_input, num_frequencies, regularizion_gamma (alias regularization_gamma),
+    init_denominator_weight, init_denominator_bias, dtype, device, regularization :
+        as in `Fourier_Head`.
+    """
+
+    def __init__(self, dim_input: int, num_frequencies: int, regularizion_gamma: float = 0,
+                 init_denominator_weight: float = 100, init_denominator_bias: float = 100,
+                 dtype: torch.dtype = torch.float32, device=None, *,
+                 regularization_gamma: Optional[float] = None, regularization: str = "reference"):
+        super().__init__()
+        for name, value in (("dim_input", dim_input), ("num_frequencies", num_frequencies)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Fourier_Head_MLE: {name} must be an integer >= 1, got {value!r}")
+        if regularization not in ("reference", "normalized"):
+            raise ValueError(f"Fourier_Head_MLE: regularization must be 'reference' or 'normalized', "
+                             f"got {regularization!r}")
+        self.dim_input = dim_input
+        self.num_frequencies = num_frequencies
+        self.regularizion_gamma = _resolve_gamma(regularizion_gamma, regularization_gamma)
+        self.regularization = regularization
+        self._init_linear(dim_input, num_frequencies, init_denominator_weight,
+                          init_denominator_bias, dtype, device)
+        self.loss_regularization = torch.zeros((), device=device)
+
+    def forward(self, x: torch.Tensor) -> FourierDensity:
+        """(..., dim_input) -> FourierDensity over (...) rows. Sets `loss_regularization`."""
+        _check_input(x, self.dim_input, "Fourier_Head_MLE")
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            a = self._autocorrelation_params(x)
+            density = FourierDensity(a, batch_shape=x.shape[:-1])
+            if self.regularizion_gamma != 0:
+                c = autocorrelate(a)
+                self.loss_regularization = _regularization_loss(
+                    c, self.regularizion_gamma, self.regularization == "normalized")
+            else:
+                self.loss_regularization = torch.zeros((), dtype=a.real.dtype, device=a.device)
+        return density
+
+
+# ------------------------------------------------------------------------------------------------
+# the smoothness metric
+# ------------------------------------------------------------------------------------------------
+
+NUM_SIGMAS = 100
+
+
+@functools.lru_cache(maxsize=32)
+def _smoothing_response(m: int) -> torch.Tensor:
+    """(1 - K_hat_sigma)^2 for sigma = 1..100 at the rfft frequencies of length m: (100, m//2+1), float64.
+
+    K_sigma is scipy's gaussian_filter1d kernel (radius m-1, weights exp(-t^2 / 2 sigma^2) normalised
+    over t = -(m-1)..(m-1)) folded modulo m, i.e. what mode="wrap" applies as a circular convolution.
+    """
+    sigmas = torch.arange(1, NUM_SIGMAS + 1, dtype=torch.float64)[:, None]
+    t = torch.arange(-(m - 1), m, dtype=torch.float64)[None, :]
+    kernel = torch.exp(-0.5 * (t / sigmas).square())
+    kernel = kernel / kernel.sum(dim=-1, keepdim=True)  # (100, 2m-1)
+    folded = torch.zeros(NUM_SIGMAS, m, dtype=torch.float64)
+    folded.index_add_(1, torch.remainder(t[0].long(), m), kernel)
+    response = torch.fft.rfft(folded, dim=-1).real  # symmetric kernel: real spectrum
+    return (1.0 - response).square()
+
+
+def smoothness(pmfs: torch.Tensor) -> torch.Tensor:
+    r"""Smoothness s(y) = sum_{sigma=1..100} 6/(pi^2 sigma^2) ||y - G_sigma * y||_2 (lower is smoother).
+
+    Equal to the reference (scipy.ndimage.gaussian_filter1d(y, sigma, mode="wrap", radius=m-1)) to
+    float64 rounding, computed for all rows at once in the frequency domain:
+    ||y - G*y||^2 = (1/m) sum_f |Y_f|^2 (1 - K_hat_f)^2 (Parseval), so the whole metric is one rFFT
+    and one (rows, m/2+1) x (m/2+1, 100) product.
+
+    Parameters
+    ----------
+    pmfs : tensor, shape (..., m)
+        Any real vectors (PMFs in practice), on any device.
+
+    Returns
+    -------
+    tensor, shape (...), float64.
+    """
+    if not isinstance(pmfs, torch.Tensor):
+        pmfs = torch.as_tensor(pmfs)
+    if pmfs.dim() == 0 or pmfs.shape[-1] < 1:
+        raise ValueError(f"smoothness expects shape (..., m) with m >= 1, got {tuple(pmfs.shape)}")
+    if pmfs.is_complex() or not (pmfs.is_floating_point() or pmfs.dtype in (torch.int32, torch.int64)):
+        raise TypeError(f"smoothness expects real values, got dtype {pmfs.dtype}")
+    m = pmfs.shape[-1]
+    y = pmfs.to(torch.float64)
+    spectrum = torch.fft.rfft(y, dim=-1)
+    power = spectrum.real.square() + spectrum.imag.square()  # (..., m//2+1)
+    multiplicity = torch.full((m // 2 + 1,), 2.0, dtype=torch.float64, device=y.device)
+    multiplicity[0] = 1.0
+    if m % 2 == 0:
+        multiplicity[-1] = 1.0
+    response = _smoothing_response(m).to(y.device)  # (100, m//2+1)
+    sq_norms = (power * multiplicity) @ response.T / m  # (..., 100)
+    sigmas = torch.arange(1, NUM_SIGMAS + 1, dtype=torch.float64, device=y.device)
+    alphas = 6.0 / (math.pi ** 2 * sigmas.square())
+    return sq_norms.clamp_min(0).sqrt() @ alphas
