@@ -28,7 +28,9 @@ def test_naive_equals_head():
         naive = bench.NaiveFourierHead(16, m, n, gamma=1e-3)
         naive.load_state_dict(head.state_dict())
         x = torch.randn(2, 5, 16)
-        torch.testing.assert_close(naive(x), head(x), atol=2e-5, rtol=1e-5)
+        # compare probabilities: the naive 1/2 + Re(...) form cancels catastrophically near p = 0,
+        # where log() magnifies the float32 error; |E a|^2 (the head) does not.
+        torch.testing.assert_close(naive(x).exp(), head(x).exp(), atol=1e-6, rtol=1e-4)
         torch.testing.assert_close(naive.loss_regularization, head.loss_regularization, rtol=1e-4, atol=0)
 
 
