@@ -70,6 +70,7 @@ __all__ = [
     "FourierDensity",
     "smoothness",
     "autocorrelate",
+    "fourier_penalty",
     "bin_centers",
 ]
 
@@ -125,14 +126,27 @@ def _resolve_gamma(regularizion_gamma: float, regularization_gamma: Optional[flo
     return float(regularizion_gamma)
 
 
-def _regularization_loss(c: torch.Tensor, gamma: float, normalized: bool) -> torch.Tensor:
-    """gamma * 2 * mean_batch( sum_k 2 pi^2 k^2 |c_k|^2 ), on c or on c / c_0.  c: (B, N+1)."""
+def fourier_penalty(c: torch.Tensor, normalized: bool = False) -> torch.Tensor:
+    """Per-row smoothness penalty sum_{k=0..N} 2 pi^2 k^2 |c_k|^2 (on c_k / c_0 if `normalized`).
+
+    Parameters
+    ----------
+    c : complex tensor, shape (..., N+1), the autocorrelation (see `autocorrelate`).
+
+    Returns
+    -------
+    tensor, shape (...). The head's `loss_regularization` is gamma * 2 * mean over rows of this.
+    """
     if normalized:
-        c = c / c[:, :1].real
+        c = c / c[..., :1].real
     k = torch.arange(c.shape[-1], dtype=c.real.dtype, device=c.device)
     weights = 2.0 * math.pi ** 2 * k.square()
-    summands = weights * (c.real.square() + c.imag.square())
-    return gamma * 2.0 * summands.sum(dim=-1).mean()
+    return (weights * (c.real.square() + c.imag.square())).sum(dim=-1)
+
+
+def _regularization_loss(c: torch.Tensor, gamma: float, normalized: bool) -> torch.Tensor:
+    """gamma * 2 * mean_batch( sum_k 2 pi^2 k^2 |c_k|^2 ), the reference definition.  c: (B, N+1)."""
+    return gamma * 2.0 * fourier_penalty(c, normalized).mean()
 
 
 class _AutocorrelationParams(nn.Module):
@@ -309,6 +323,26 @@ class Fourier_Head(_AutocorrelationParams):
             out = torch.log(pmf + self.const_inverse_softmax)
         return out.reshape(*x.shape[:-1], self.dim_output)
 
+    def pmf_from_params(self, params: torch.Tensor) -> torch.Tensor:
+        """The head's math on linear-layer outputs computed elsewhere (e.g. for stacked models).
+
+        Parameters
+        ----------
+        params : tensor, shape (..., 2(N+1)): [Re a_0..a_N, Im a_0..a_N], the layout of the head's
+            linear layer. Zero entries act as absent frequencies.
+
+        Returns
+        -------
+        tensor, shape (..., dim_output): the PMF (rows sum to 1).
+        """
+        if params.shape[-1] != 2 * (self.num_frequencies + 1):
+            raise ValueError(f"Fourier_Head.pmf_from_params expected last dimension "
+                             f"{2 * (self.num_frequencies + 1)}, got {params.shape[-1]}")
+        flat = params.reshape(-1, params.shape[-1]).to(_compute_dtype(params.dtype))
+        power = self._squared_modulus_at_bins(flat)
+        pmf = power / power.sum(dim=-1, keepdim=True)
+        return pmf.reshape(*params.shape[:-1], self.dim_output)
+
     # -- access for analysis and figures ---------------------------------------------------------
 
     def pmf(self, x: torch.Tensor) -> torch.Tensor:
@@ -387,6 +421,26 @@ class FourierDensity:
         self.a = a
         self.batch_shape = tuple(batch_shape) if batch_shape is not None else (a.shape[0],)
         self._coeffs = None
+
+    @classmethod
+    def from_params(cls, params: torch.Tensor) -> "FourierDensity":
+        """Densities from linear-layer outputs [Re a, Im a] of shape (..., 2(N+1)); batch shape (...)."""
+        flat = params.reshape(-1, params.shape[-1])
+        return cls(_as_complex(flat.to(_compute_dtype(params.dtype))), batch_shape=params.shape[:-1])
+
+    def pdf_on_grid(self, z: torch.Tensor) -> torch.Tensor:
+        """Density of every row at the same points z (K,): (*batch_shape, K), by one real matmul."""
+        z = torch.as_tensor(z, device=self.a.device).to(self.a.real.dtype).reshape(-1)
+        j = torch.arange(self.a.shape[-1], device=z.device, dtype=z.dtype)
+        theta = math.pi * j[:, None] * z[None, :]  # (N+1, K)
+        cos, sin = torch.cos(theta), torch.sin(theta)
+        ar, ai = self.a.real, self.a.imag
+        re = ar @ cos - ai @ sin
+        im = ar @ sin + ai @ cos
+        c0 = (ar.square() + ai.square()).sum(-1, keepdim=True)
+        values = (re.square() + im.square()) / (2.0 * c0)
+        values = torch.where((z >= -1) & (z <= 1), values, torch.zeros_like(values))
+        return values.reshape(*self.batch_shape, z.shape[0])
 
     @property
     def coefficients(self) -> torch.Tensor:

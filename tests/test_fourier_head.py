@@ -361,3 +361,26 @@ def test_autocorrelate_matches_definition():
     a = torch.randn(3, 9, dtype=torch.complex128)
     c = torch.stack([(a[:, k:] * a[:, : 9 - k].conj()).sum(-1) for k in range(9)], dim=-1)
     torch.testing.assert_close(autocorrelate(a), c)
+
+
+def test_functional_forms_for_stacked_models():
+    from fourier_head import FourierDensity, fourier_penalty
+
+    torch.manual_seed(15)
+    head = Fourier_Head(6, 30, 5, regularizion_gamma=1e-2)
+    x = torch.randn(4, 6)
+    params = head.fc_extract_autocorrelation_params(x)
+    torch.testing.assert_close(head.pmf_from_params(params), head.pmf(x))
+    # zero-padding the coefficients to more frequencies leaves the density unchanged
+    big = Fourier_Head(6, 30, 9)
+    padded = torch.zeros(4, 20)
+    padded[:, :6], padded[:, 10:16] = params[:, :6], params[:, 6:]
+    torch.testing.assert_close(big.pmf_from_params(padded), head.pmf(x))
+    head(x)
+    c = head.fourier_coefficients(x, normalized=False)
+    torch.testing.assert_close(1e-2 * 2 * fourier_penalty(c).mean(), head.loss_regularization)
+    dens = FourierDensity.from_params(params.reshape(2, 2, -1))
+    z = torch.linspace(-1, 1, 7)
+    torch.testing.assert_close(dens.pdf_on_grid(z).reshape(4, 7), dens.pdf(z.expand(2, 2, 7)).reshape(4, 7))
+    torch.testing.assert_close(dens.pdf_on_grid(z).reshape(4, 7), head.evaluate_pdf(head.fourier_coefficients(x)[:, 1:], z),
+                               atol=1e-5, rtol=1e-5)

@@ -1,0 +1,200 @@
+"""Collect finished runs into committed results: runs/ -> results/*.json and the README table.
+
+    python aggregate.py [--runs runs] [--results results] [--update-readme]
+
+results/summary.json    one row per (dataset, head config): n_seeds, mean/std/values over seeds of
+                        kl, mse, mse_argmax, accuracy, smoothness (+ kl_grid, perplexity for MLE heads),
+                        smoothness over all test PMFs (the paper's convention), and provenance.
+results/examples.json   the PMFs behind the learned-vs-true figure and the training animation.
+results/table.md        the README table (ours beside the paper's), also written into README.md.
+"""
+
+import argparse
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fourier_head import smoothness
+
+HERE = Path(__file__).resolve().parent
+METRICS = ("kl", "mse", "mse_argmax", "accuracy", "smoothness", "kl_grid", "perplexity")
+FIGURE_CONFIGS = {"linear": "linear", "gmm": "gmm-k{k}", "fourier": "fourier-f12-g0"}
+FIGURE_POINTS = {"gaussian": 488, "gmm2": 331, "beta": 180, "gmm": 331}  # test indices (the authors' choice)
+ANIMATION = {"dataset": "gmm2", "configs": ("linear", "gmm-k2", "fourier-f12-g0")}
+
+
+def mean_std(values):
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return None
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return {"mean": statistics.fmean(values), "std": std, "values": values}
+
+
+def load_runs(runs: Path):
+    """(dataset, config_name) -> list of (config, metrics-final, run dir), seeds sorted."""
+    groups = defaultdict(list)
+    for metrics_path in sorted(runs.glob("*/*/seed*/metrics.json")):
+        run = metrics_path.parent
+        config = json.loads((run / "config.json").read_text())
+        final = json.loads(metrics_path.read_text())["final"]
+        groups[(run.parent.parent.name, run.parent.name)].append((config, final, run))
+    for rows in groups.values():
+        rows.sort(key=lambda r: r[0]["seed"])
+    return groups
+
+
+def provenance(runs: Path):
+    log = [json.loads(line) for line in (runs / "sweep_log.jsonl").read_text().splitlines() if line.strip()] \
+        if (runs / "sweep_log.jsonl").exists() else []
+    envs = [json.loads(p.read_text()) for p in sorted(runs.glob("*/*/seed*/env.json"))]
+    pick = lambda key: sorted({str(e.get(key)) for e in envs}) if envs else []
+    one = lambda values: values[0] if len(values) == 1 else values
+    return {
+        "gpu": one(pick("gpu")), "torch": one(pick("torch")), "commit": one(pick("commit")),
+        "device": one(pick("device")),
+        "wall_seconds": round(sum(e["seconds"] for e in log), 1),
+        "trainings": [{k: e[k] for k in ("family", "models", "seconds", "epochs")} for e in log],
+    }
+
+
+def summarize(groups):
+    rows = []
+    for (dataset, name), runs in sorted(groups.items()):
+        config = runs[0][0]
+        row = {"dataset": dataset, "config": name, "head": config["head"],
+               "num_frequencies": config["num_frequencies"], "gamma": config["gamma"],
+               "num_gaussians": config["num_gaussians"], "epochs": config["epochs"],
+               "n_seeds": len(runs), "seeds": [r[0]["seed"] for r in runs]}
+        for metric in METRICS:
+            stats = mean_std([r[1].get(metric) for r in runs])
+            if stats is not None:
+                row[metric] = stats
+        if "smoothness" in row:  # the paper reports mean ± std over all test PMFs of all seeds
+            pmfs = np.concatenate([np.load(r[2] / "pmfs.npy").astype(np.float64) for r in runs])
+            s = smoothness(torch.from_numpy(pmfs)).numpy()
+            row["smoothness_all_pmfs"] = {"mean": float(s.mean()), "std": float(s.std()), "n_pmfs": int(len(s))}
+        rows.append(row)
+    return rows
+
+
+def examples(groups, runs: Path):
+    """Test PMFs for the 3x3 figure, training snapshots for the animation, MLE densities."""
+    out = {"pmf_grid": [], "animation": None, "mle": []}
+    for dataset, index in FIGURE_POINTS.items():
+        k = 1 if dataset == "gaussian" else 2
+        entry = {"dataset": dataset, "test_index": index, "heads": {}}
+        for head, pattern in FIGURE_CONFIGS.items():
+            found = groups.get((dataset, pattern.format(k=k)))
+            if not found:
+                continue
+            config, _, run = found[0]  # the first seed
+            pmfs = np.load(run / "pmfs.npy").astype(np.float64)
+            i = index % len(pmfs)
+            entry["heads"][head] = {"config": pattern.format(k=k), "seed": config["seed"], "pmf": pmfs[i].tolist(),
+                                    "smoothness": float(smoothness(torch.from_numpy(pmfs[i])))}
+            true = np.load(runs / dataset / f"true_pmfs_seed{config['seed']}.npy")
+            entry["true_pmf"] = true[i].tolist()
+        if entry["heads"]:
+            out["pmf_grid"].append(entry)
+    ds = ANIMATION["dataset"]
+    anim = {"dataset": ds, "test_index": FIGURE_POINTS[ds], "heads": {}}
+    for name in ANIMATION["configs"]:
+        found = groups.get((ds, name))
+        if found:
+            config, _, run = found[0]
+            history = json.loads((run / "metrics.json").read_text())["history"]
+            slot = list(config["snapshot_test_indices"]).index(FIGURE_POINTS[ds])
+            snaps = np.load(run / "snapshots.npy").astype(np.float64)[:, slot]  # (evals, m)
+            anim["heads"][name] = {"epochs": [h["epoch"] for h in history], "pmfs": snaps.round(6).tolist(),
+                                   "seed": config["seed"]}
+            true = np.load(runs / ds / f"true_pmfs_seed{config['seed']}.npy")
+            anim["true_pmf"] = true[FIGURE_POINTS[ds] % len(true)].tolist()
+    out["animation"] = anim if anim["heads"] else None
+    for (dataset, name), found in sorted(groups.items()):
+        if name not in ("fourier-mle-f12-g0", "gmm-mle-k1", "gmm-mle-k2"):
+            continue
+        config, _, run = found[0]
+        dens = np.load(run / "grid_density.npy")
+        true = np.load(runs / dataset / f"true_grid_density_seed{config['seed']}.npy")
+        grid_bins = config["mle_grid_bins"]
+        out["mle"].append({"dataset": dataset, "config": name, "seed": config["seed"],
+                           "test_indices": list(config["snapshot_test_indices"]),
+                           "grid": (-1 + (2 * np.arange(grid_bins) + 1) / grid_bins)[::4].round(5).tolist(),
+                           "density": dens[:, ::4].round(5).tolist(), "true_density": true[:, ::4].round(5).tolist()})
+    return out
+
+
+# ---- the README table ------------------------------------------------------------------------------------
+
+def fmt(stats, digits=3):
+    if not stats:
+        return "–"
+    if isinstance(stats, list):
+        mean, std = stats
+        return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+    std = stats.get("std")
+    return f"{stats['mean']:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+
+
+def table(rows, paper):
+    paper_by = {(p["dataset"], p["config"]): p for p in paper["rows"]}
+    lines = ["| dataset | head | n | KL (ours) | KL (paper) | smoothness (ours) | smoothness (paper) | "
+             "MSE argmax (ours) | MSE argmax (paper) | MSE expected (ours) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    label = lambda r: {"linear": "Linear", "regression": "Regression (pointwise)"}.get(
+        r["head"], f"GMM (K={r['num_gaussians']})" if r["head"] == "gmm" else
+        f"GMM-MLE (K={r['num_gaussians']})" if r["head"] == "gmm-mle" else
+        f"{'Fourier-MLE' if r['head'] == 'fourier-mle' else 'Fourier'} N={r['num_frequencies']}, γ={r['gamma']:g}")
+    keep = {"linear", "gmm-k1", "gmm-k2", "fourier-f12-g0", "fourier-f12-g1e-06", "regression",
+            "fourier-mle-f12-g0", "gmm-mle-k1", "gmm-mle-k2"}
+    order = ["gaussian", "gmm2", "beta", "gmm"]
+    for r in sorted((r for r in rows if r["config"] in keep),
+                    key=lambda r: (order.index(r["dataset"]) if r["dataset"] in order else 9, r["config"])):
+        p = paper_by.get((r["dataset"], r["config"]), {})
+        smooth = r.get("smoothness_all_pmfs")
+        lines.append(f"| {r['dataset']} | {label(r)} | {r['n_seeds']} | {fmt(r.get('kl'))} | {fmt(p.get('kl'))} | "
+                     f"{fmt(smooth, 4) if smooth else '–'} | {fmt(p.get('smoothness'), 4)} | "
+                     f"{fmt(r.get('mse_argmax'))} | {fmt(p.get('mse_argmax'))} | {fmt(r.get('mse'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, text: str):
+    start, end = "<!-- results-table:start -->", "<!-- results-table:end -->"
+    content = readme.read_text()
+    if start not in content:
+        raise SystemExit(f"error: {readme} has no '{start}' marker")
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{text}{end}{tail}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, default=HERE / "runs")
+    parser.add_argument("--results", type=Path, default=HERE / "results")
+    parser.add_argument("--update-readme", action="store_true", help="rewrite the table in README.md")
+    args = parser.parse_args(argv)
+    if not any(args.runs.glob("*/*/seed*/metrics.json")):
+        raise SystemExit(f"error: no finished runs under {args.runs} (run train.py first)")
+    groups = load_runs(args.runs)
+    rows = summarize(groups)
+    args.results.mkdir(parents=True, exist_ok=True)
+    summary = {"provenance": provenance(args.runs), "rows": rows}
+    (args.results / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (args.results / "examples.json").write_text(json.dumps(examples(groups, args.runs)) + "\n")
+    text = table(rows, json.loads((HERE / "paper_numbers.json").read_text()))
+    (args.results / "table.md").write_text(text)
+    if args.update_readme:
+        update_readme(HERE / "README.md", text)
+    print(text)
+    print(f"{len(rows)} configurations from {sum(len(v) for v in groups.values())} runs -> {args.results}")
+
+
+if __name__ == "__main__":
+    main()

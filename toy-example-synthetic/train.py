@@ -1,0 +1,329 @@
+"""Train the toy example's whole sweep (or any part of it) at once: paper v1 §4 / Table 1 / Figs 3, 8.
+
+    python train.py                                  # the paper's full sweep (GPU: a few minutes)
+    python train.py --quick                          # reduced sweep for a CPU (< 1 minute)
+    python train.py --datasets gmm2 --heads linear fourier --frequencies 12 --seeds 1 2
+
+Every model is an MLP 2 -> 64 -> 32 with one head (see models.py). All selected models are stacked
+and trained in one loop: per model the semantics are exactly those of training it alone (its own
+torch seed for the initialisation and the shuffling, Adam 1e-3, batch 32, 500 epochs; the MLE heads
+with cosine annealing to 1e-6 and gradient clipping at 0.1 per model).
+
+Each model writes runs/<dataset>/<config>/seed<k>/{config,env,metrics}.json and pmfs.npy (its 1000
+test PMFs, float16). Models whose metrics.json exists are skipped, so an interrupted sweep resumes.
+Then run aggregate.py (-> results/) and plot.py (-> figures/).
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+import data as toy_data
+from fourier_head import smoothness
+from models import CLASSIFICATION_HEADS, HEADS, MLE_HEADS, Ensemble, ModelSpec
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Config:
+    datasets: tuple = ("gaussian", "gmm2", "beta", "gmm")  # gmm is v1's GMM dataset
+    heads: tuple = HEADS
+    seeds: tuple = (1, 2, 3, 42)          # torch seed (init, shuffling) and data seed
+    frequencies: tuple = tuple(range(2, 21, 2))  # Fourier heads' N
+    gammas: tuple = (0.0, 1e-6)           # Fourier regulariser weights (added to the loss)
+    epochs: int = 500
+    batch_size: int = 32
+    lr: float = 1e-3
+    mle_lr_min: float = 1e-6              # cosine annealing floor (MLE heads)
+    mle_clip: float = 0.1                 # gradient-norm clip per model (MLE heads)
+    n_samples: int = 5000
+    var: float = 0.01
+    num_bins: int = 50
+    mle_grid_bins: int = 1000             # grid of the MLE heads' KL
+    split_seed: int = 42
+    eval_every: int = 10
+    snapshot_test_indices: tuple = (488, 331, 180)  # test points whose PMFs are saved at every eval
+    out_dir: str = str(HERE / "runs")
+    device: str = "auto"
+    cpu_threads: int = 1                  # tiny batched matmuls: one thread is fastest on a CPU
+    quick: bool = False                   # CPU preset: 3 datasets, 1 seed, N in {4, 12}, 20 epochs
+
+
+HELP = {
+    "datasets": "datasets to train on: gaussian gmm gmm2 beta",
+    "heads": f"heads: {' '.join(HEADS)}",
+    "quick": "reduced CPU preset (overrides datasets, seeds, frequencies, epochs unless given)",
+    "out_dir": "where run directories go",
+    "device": "auto | cpu | cuda | cuda:1 ...",
+}
+QUICK = dict(datasets=("gaussian", "gmm2", "beta"), seeds=(1,), frequencies=(4, 12), epochs=20,
+             n_samples=1000, eval_every=5)
+
+
+def parse_config(argv=None) -> Config:
+    """CLI flags from the dataclass fields; --quick sets the QUICK preset below explicit flags."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in dataclasses.fields(Config):
+        name = "--" + f.name.replace("_", "-")
+        if f.type == "bool" or isinstance(f.default, bool):
+            parser.add_argument(name, action="store_true", help=HELP.get(f.name, ""))
+        elif isinstance(f.default, tuple):
+            kind = type(f.default[0]) if f.default else str
+            parser.add_argument(name, nargs="+", type=kind, default=None, help=HELP.get(f.name, f"default {f.default}"))
+        else:
+            parser.add_argument(name, type=type(f.default), default=None, help=HELP.get(f.name, f"default {f.default}"))
+    args = vars(parser.parse_args(argv))
+    values = dict(QUICK) if args["quick"] else {}
+    values.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in args.items() if v not in (None, False)})
+    cfg = Config(**values)
+    for d in cfg.datasets:
+        if d not in toy_data.DATASETS:
+            parser.error(f"unknown dataset {d!r}; choose from {', '.join(toy_data.DATASETS)}")
+    for h in cfg.heads:
+        if h not in HEADS:
+            parser.error(f"unknown head {h!r}; choose from {', '.join(HEADS)}")
+    return cfg
+
+
+def model_grid(cfg: Config):
+    """Every (dataset, seed, head config) of the sweep."""
+    specs = []
+    for dataset in cfg.datasets:
+        k = 1 if dataset == "gaussian" else 2
+        for seed in cfg.seeds:
+            for head in cfg.heads:
+                if head in ("fourier", "fourier-mle"):
+                    specs += [ModelSpec(dataset, seed, head, n, g) for g in cfg.gammas for n in cfg.frequencies]
+                elif head in ("gmm", "gmm-mle"):
+                    specs.append(ModelSpec(dataset, seed, head, num_gaussians=k))
+                else:
+                    specs.append(ModelSpec(dataset, seed, head))
+    return specs
+
+
+# ---- metrics ------------------------------------------------------------------------------------------
+
+def kl_divergence(true, pred, eps=1e-10):
+    """mean over rows of KL(true || pred), with log(pred + eps) as the reference's KLDivLoss(batchmean)."""
+    terms = torch.where(true > 0, true * (torch.log(true.clamp_min(1e-300)) - torch.log(pred + eps)),
+                        torch.zeros_like(true))
+    return terms.sum(-1).mean(-1)
+
+
+def classification_metrics(pred, labels, true, centers):
+    """pred, true (..., n, m) PMFs; labels (..., n) -> dict of (...) tensors."""
+    idx = torch.arange(pred.shape[-1], device=pred.device, dtype=pred.dtype)
+    expected_bin = torch.round((pred * idx).sum(-1)).long().clamp(0, pred.shape[-1] - 1)
+    target = centers[labels]
+    return {
+        "kl": kl_divergence(true, pred),
+        "mse": (centers[expected_bin] - target).square().mean(-1),
+        "mse_argmax": (centers[pred.argmax(-1)] - target).square().mean(-1),
+        "accuracy": (pred.argmax(-1) == labels).float().mean(-1),
+        "smoothness": smoothness(pred).mean(-1),
+    }
+
+
+# ---- training -----------------------------------------------------------------------------------------
+
+def load_groups(cfg, specs, device, mle: bool):
+    """Stacked data for the (dataset, seed) groups the specs use."""
+    groups = sorted({(s.dataset, s.seed) for s in specs})
+    draws = [toy_data.make_data(d, s, cfg.n_samples, cfg.var, cfg.num_bins, cfg.split_seed) for d, s in groups]
+    t = lambda arrays, dtype: torch.tensor(np.stack(arrays), dtype=dtype, device=device)
+    out = {
+        "groups": groups, "draws": draws,
+        "x_train": t([(d.x_train if mle else d.x_train_bins) for d in draws], torch.float32),
+        "x_test": t([(d.x_test if mle else d.x_test_bins) for d in draws], torch.float32),
+        "label_train": t([d.y_train for d in draws], torch.long),
+        "label_test": t([d.y_test for d in draws], torch.long),
+        "z_train": t([d.z_train for d in draws], torch.float32),
+        "z_test": t([d.z_test for d in draws], torch.float32),
+        "true_test": t([d.true_test_pmfs for d in draws], torch.float32),
+    }
+    if mle:
+        grid = toy_data.bin_centers(cfg.mle_grid_bins)
+        out["true_grid"] = t([toy_data.true_pmfs(d.name, d.x_test, cfg.mle_grid_bins, cfg.var) for d in draws],
+                             torch.float32)
+        out["grid"] = torch.tensor(grid, dtype=torch.float32, device=device)
+    return out
+
+
+@torch.no_grad()
+def evaluate(ens: Ensemble, batch, model_group, cfg):
+    """Test metrics of every model: dict name -> (M,) tensor, and the test PMFs (M, n, m)."""
+    x = batch["x_test"][model_group]
+    feats = ens.features(x)
+    labels, true = batch["label_test"][model_group], batch["true_test"][model_group]
+    metrics, pmfs = {}, torch.zeros(len(ens.specs), x.shape[1], cfg.num_bins, device=x.device)
+    for kind in ens.kinds:
+        sl = ens.slices[kind]
+        if kind in ("linear", "gmm", "fourier"):
+            pmfs[sl] = F.softmax(ens.log_probs(kind, feats[sl]), dim=-1)
+        elif kind == "regression":
+            value = ens.head_outputs(kind, feats[sl])[..., 0]
+            pmfs[sl] = F.one_hot(torch.as_tensor(np.digitize(value.cpu().numpy(), np.linspace(-1, 1, cfg.num_bins + 1)) - 1,
+                                                 device=x.device).clamp(0, cfg.num_bins - 1), cfg.num_bins).float()
+        else:  # MLE heads: density on the 1000-bin grid (KL, as the reference) and at the 50 centres
+            for start in range(sl.start, sl.stop, 16):  # chunks of models bound the (M, n, grid) memory
+                csl = slice(start, min(start + 16, sl.stop))
+                local = slice(csl.start - sl.start, csl.stop - sl.start)
+                part = ens.densities_on_grid(kind, feats[csl], local, batch["grid"])
+                q = (part * 2 / cfg.mle_grid_bins).clamp_min(1e-10)
+                t = batch["true_grid"][model_group[csl]].clamp_min(1e-10)
+                metrics.setdefault("kl_grid", []).append((csl, (t * (t.log() - q.log())).sum(-1).mean(-1)))
+                at_z = ens.densities(kind, feats[csl], local)(batch["z_test"][model_group[csl]][..., None])[..., 0]
+                metrics.setdefault("perplexity", []).append((csl, torch.exp(-torch.log(at_z.clamp_min(1e-10)).mean(-1))))
+                coarse = ens.densities_on_grid(kind, feats[csl], local, ens.centers)
+                pmfs[csl] = coarse / coarse.sum(-1, keepdim=True)
+    out = classification_metrics(pmfs, labels, true, ens.centers)
+    for name, parts in metrics.items():
+        full = torch.full((len(ens.specs),), float("nan"), device=x.device)
+        for csl, values in parts:
+            full[csl] = values
+        out[name] = full
+    if "regression" in ens.kinds:  # a point prediction has no density: only its MSE means something
+        sl = ens.slices["regression"]
+        for name in ("kl", "smoothness", "mse"):
+            out[name][sl] = float("nan") if name != "mse" else out["mse_argmax"][sl]
+    return out, pmfs
+
+
+def train_family(cfg, specs, device, mle: bool):
+    """Train the given specs together; returns the trained ensemble, its data and the eval history."""
+    batch = load_groups(cfg, specs, device, mle)
+    group_of = {g: i for i, g in enumerate(batch["groups"])}
+    ens = Ensemble(specs, cfg.num_bins).to(device)
+    model_group = torch.tensor([group_of[(s.dataset, s.seed)] for s in ens.specs], device=device)
+    optimizer = torch.optim.Adam(ens.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.epochs, cfg.mle_lr_min) if mle else None
+    gens = [torch.Generator().manual_seed(seed) for _, seed in batch["groups"]]
+    n_train = batch["x_train"].shape[1]
+    rows = torch.arange(len(gens), device=device)[:, None]
+    history, snapshots = [], []
+    bar = tqdm(range(cfg.epochs), desc=f"{'mle' if mle else 'classification'} x{len(ens.specs)} models",
+               mininterval=5, disable=None)
+    for epoch in bar:
+        perms = torch.stack([torch.randperm(n_train, generator=g) for g in gens]).to(device)
+        running = torch.zeros(len(ens.specs), device=device)
+        for start in range(0, n_train, cfg.batch_size):
+            idx = perms[:, start:start + cfg.batch_size]
+            x = batch["x_train"][rows, idx][model_group]
+            label = batch["label_train"][rows, idx][model_group]
+            z = batch["z_train"][rows, idx][model_group]
+            losses = ens.losses(x, label, z)
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            if mle:
+                ens.clip_grad_norm_(cfg.mle_clip)
+            optimizer.step()
+            running += losses.detach()
+        if scheduler is not None:
+            scheduler.step()
+        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+            metrics, pmfs = evaluate(ens, batch, model_group, cfg)
+            steps = math.ceil(n_train / cfg.batch_size)
+            history.append({"epoch": epoch + 1, "train_loss": (running / steps).cpu(),
+                            **{k: v.cpu() for k, v in metrics.items()}})
+            snapshots.append(pmfs[:, [i % pmfs.shape[1] for i in cfg.snapshot_test_indices]].cpu().numpy())
+            bar.set_postfix(loss=f"{(running / steps).mean().item():.3f}")
+    extras = {"snapshots": np.stack(snapshots, axis=1)}
+    if mle:  # the continuous densities at the snapshot test points, for the MLE figure
+        with torch.no_grad():
+            idx = [i % batch["x_test"].shape[1] for i in cfg.snapshot_test_indices]
+            feats = ens.features(batch["x_test"][model_group][:, idx])
+            grid = batch["grid"]
+            dens = torch.cat([ens.densities_on_grid(k, feats[ens.slices[k]], slice(None), grid) for k in ens.kinds])
+            extras["grid_density"] = dens.cpu().numpy()
+            extras["true_grid_density"] = (batch["true_grid"][:, idx] * cfg.mle_grid_bins / 2).cpu().numpy()
+    return ens, batch, model_group, history, extras, pmfs
+
+
+# ---- outputs ------------------------------------------------------------------------------------------
+
+def environment(device) -> dict:
+    commit = os.environ.get("FOURIER_HEAD_COMMIT")
+    if not commit:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True,
+                                    timeout=10).stdout.strip() or "unknown"
+        except (OSError, subprocess.SubprocessError):
+            commit = "unknown"
+    return {
+        "python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
+        "platform": platform.platform(), "commit": commit, "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
+
+
+def write_runs(cfg, ens, batch, history, extras, pmfs, env, seconds):
+    out = Path(cfg.out_dir)
+    for d, draw in zip(batch["groups"], batch["draws"]):
+        path = out / draw.name / f"true_pmfs_seed{draw.seed}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, draw.true_test_pmfs.astype(np.float32))
+        if "true_grid_density" in extras:
+            g = batch["groups"].index(d)
+            np.save(out / draw.name / f"true_grid_density_seed{draw.seed}.npy", extras["true_grid_density"][g])
+    train_cfg = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("datasets", "heads", "seeds",
+                                                                                "frequencies", "gammas", "quick")}
+    for i, spec in enumerate(ens.specs):
+        run = out / spec.run_name
+        run.mkdir(parents=True, exist_ok=True)
+        series = [{k: (v if k == "epoch" else float(v[i])) for k, v in h.items()} for h in history]
+        final = {k: v for k, v in series[-1].items() if not (isinstance(v, float) and math.isnan(v))}
+        (run / "config.json").write_text(json.dumps({**dataclasses.asdict(spec), **train_cfg,
+                                                     "quick": cfg.quick}, indent=1))
+        (run / "env.json").write_text(json.dumps({**env, "family_train_seconds": seconds,
+                                                  "models_trained_together": len(ens.specs)}, indent=1))
+        np.save(run / "pmfs.npy", pmfs[i].cpu().numpy().astype(np.float16))
+        np.save(run / "snapshots.npy", extras["snapshots"][i].astype(np.float16))
+        if "grid_density" in extras:
+            np.save(run / "grid_density.npy", extras["grid_density"][i].astype(np.float32))
+        # metrics.json last: its presence marks the run as finished
+        (run / "metrics.json").write_text(json.dumps({"final": final, "history": series}, indent=1))
+
+
+def main(argv=None):
+    cfg = parse_config(argv)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # keep the heads' float32 math exact
+    else:
+        torch.set_num_threads(cfg.cpu_threads)
+    env = environment(device)
+    specs = model_grid(cfg)
+    pending = [s for s in specs if not (Path(cfg.out_dir) / s.run_name / "metrics.json").exists()]
+    print(f"{len(specs)} models in the sweep, {len(specs) - len(pending)} already done, device {device}")
+    log_path = Path(cfg.out_dir) / "sweep_log.jsonl"
+    for mle, family in ((False, CLASSIFICATION_HEADS), (True, MLE_HEADS)):
+        todo = [s for s in pending if s.head in family]
+        if not todo:
+            continue
+        t0 = time.time()
+        ens, batch, model_group, history, extras, pmfs = train_family(cfg, todo, device, mle)
+        seconds = time.time() - t0
+        write_runs(cfg, ens, batch, history, extras, pmfs, env, seconds)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("a") as f:
+            f.write(json.dumps({"family": "mle" if mle else "classification", "models": len(todo),
+                                "seconds": round(seconds, 2), "epochs": cfg.epochs, **env}) + "\n")
+        print(f"trained {len(todo)} {'MLE' if mle else 'classification'} models in {seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
