@@ -255,7 +255,8 @@ def readme_table(results: dict, summary: dict) -> str:
     rows += ["", f"L2 monotone in K = 1..{results['sweep']['num_sines'][-1]}: {results['l2_monotone']}. "
              f"L1 first decreases at K = {first_drop}; it decreases at {len(results['l1_decreases_at'])} of "
              f"{len(results['sweep']['num_sines']) - 1} steps.", "",
-             f"Measured: {prov['wall_seconds']:.1f} s wall on {prov['cpu_count']}-core CPU "
+             f"Measured: {prov['wall_seconds']:.1f} s wall ({prov['cpu_seconds']:.1f} s CPU time) on a "
+             f"{prov['cpu_count']}-core CPU "
              f"({prov['platform']}), torch {prov['torch']}, commit {prov['commit'][:10]}."]
     return "\n".join(rows)
 
@@ -270,35 +271,36 @@ def update_readme(table: str) -> None:
 
 
 def main(argv=None) -> None:
+    t0, c0 = time.time(), time.process_time()
     config = parse_config(argv)
     out_dir = Path(config.out_dir)
     results_path = out_dir / "square_waves.json"
     if config.plot_only:
         if not results_path.exists():
             sys.exit(f"error: {results_path} not found; run without --plot-only first")
-        results = json.loads(results_path.read_text())
-        summary = json.loads((out_dir / "summary.json").read_text())
-    else:
-        t0 = time.time()
-        results = compute(config)
-        env = env_info()
-        summary = {
-            "experiment": "smoothness-appendix",
-            "paper": "App. B, Fig. 6 and Fig. 7",
-            "metrics": {f"smoothness/square_wave_K{p['num_sines']}": p["smoothness"] for p in results["panels"]},
-            "paper_values": {f"smoothness/square_wave_K{k}": v for k, v in PAPER_FIG6.items()},
-            "all_match_paper_5dp": all(p["matches_paper"] for p in results["panels"]),
-            "l2_monotone": results["l2_monotone"],
-            "l1_first_decrease_at": results["l1_decreases_at"][0] if results["l1_decreases_at"] else None,
-            "provenance": {**env, "wall_seconds": time.time() - t0},
-        }
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1) + "\n")
-        (out_dir / "env.json").write_text(json.dumps(env, indent=1) + "\n")
-        results_path.write_text(json.dumps(results) + "\n")
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        plot(json.loads(results_path.read_text()), config)
+        return
+
+    results = compute(config)
     paths = plot(results, config)
-    if not config.quick and not config.plot_only and Path(config.out_dir) == HERE / "results":
+    env = env_info()
+    summary = {
+        "experiment": "smoothness-appendix",
+        "paper": "App. B, Fig. 6 and Fig. 7",
+        "metrics": {f"smoothness/square_wave_K{p['num_sines']}": p["smoothness"] for p in results["panels"]},
+        "paper_values": {f"smoothness/square_wave_K{k}": v for k, v in PAPER_FIG6.items()},
+        "all_match_paper_5dp": all(p["matches_paper"] for p in results["panels"]),
+        "l2_monotone": results["l2_monotone"],
+        "l1_first_decrease_at": results["l1_decreases_at"][0] if results["l1_decreases_at"] else None,
+        # the whole command (compute + figures), excluding the Python/torch start-up
+        "provenance": {**env, "wall_seconds": time.time() - t0, "cpu_seconds": time.process_time() - c0},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1) + "\n")
+    (out_dir / "env.json").write_text(json.dumps(env, indent=1) + "\n")
+    results_path.write_text(json.dumps(results) + "\n")
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if not config.quick and out_dir == HERE / "results":
         update_readme(readme_table(results, summary))
     for p in results["panels"]:
         print(f"K={p['num_sines']:>3}  smoothness={p['smoothness']:.6f}  paper={p['paper']}  "
