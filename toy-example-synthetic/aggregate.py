@@ -1,6 +1,6 @@
 """Collect finished runs into committed results: runs/ -> results/*.json and the README table.
 
-    python aggregate.py [--runs runs] [--results results] [--update-readme]
+    python aggregate.py [--runs runs/paper] [--results results] [--update-readme]
 
 results/summary.json    one row per (dataset, head config): n_seeds, mean/std/values over seeds of
                         kl, mse, mse_argmax, accuracy, smoothness (+ kl_grid, perplexity for MLE heads),
@@ -176,7 +176,7 @@ def update_readme(readme: Path, text: str):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, default=HERE / "runs")
+    parser.add_argument("--runs", type=Path, default=HERE / "runs" / "paper")
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--update-readme", action="store_true", help="rewrite the table in README.md")
     args = parser.parse_args(argv)

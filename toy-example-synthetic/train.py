@@ -9,7 +9,7 @@ and trained in one loop: per model the semantics are exactly those of training i
 torch seed for the initialisation and the shuffling, Adam 1e-3, batch 32, 500 epochs; the MLE heads
 with cosine annealing to 1e-6 and gradient clipping at 0.1 per model).
 
-Each model writes runs/<dataset>/<config>/seed<k>/{config,env,metrics}.json and pmfs.npy (its 1000
+Each model writes runs/paper/<dataset>/<config>/seed<k>/{config,env,metrics}.json and pmfs.npy (its 1000
 test PMFs, float16). Models whose metrics.json exists are skipped, so an interrupted sweep resumes.
 Then run aggregate.py (-> results/) and plot.py (-> figures/).
 """
@@ -57,7 +57,7 @@ class Config:
     split_seed: int = 42
     eval_every: int = 10
     snapshot_test_indices: tuple = (488, 331, 180)  # test points whose PMFs are saved at every eval
-    out_dir: str = str(HERE / "runs")
+    out_dir: str = str(HERE / "runs" / "paper")
     device: str = "auto"
     cpu_threads: int = 1                  # tiny batched matmuls: one thread is fastest on a CPU
     cuda_graph: bool = True               # replay each training step as a CUDA graph (GPU only)
@@ -72,7 +72,7 @@ HELP = {
     "device": "auto | cpu | cuda | cuda:1 ...",
 }
 QUICK = dict(datasets=("gaussian", "gmm2", "beta"), seeds=(1,), frequencies=(4, 12), epochs=20,
-             n_samples=1000, eval_every=5)
+             n_samples=1000, eval_every=5, out_dir=str(HERE / "runs" / "quick"))
 
 
 def parse_config(argv=None) -> Config:
