@@ -151,11 +151,11 @@ def table(rows, paper):
         r["head"], f"GMM (K={r['num_gaussians']})" if r["head"] == "gmm" else
         f"GMM-MLE (K={r['num_gaussians']})" if r["head"] == "gmm-mle" else
         f"{'Fourier-MLE' if r['head'] == 'fourier-mle' else 'Fourier'} N={r['num_frequencies']}, γ={r['gamma']:g}")
-    keep = {"linear", "gmm-k1", "gmm-k2", "fourier-f12-g0", "fourier-f12-g1e-06", "regression",
-            "fourier-mle-f12-g0", "gmm-mle-k1", "gmm-mle-k2"}
+    keep = ["linear", "gmm-k1", "gmm-k2", "fourier-f12-g0", "fourier-f12-g1e-06", "regression",
+            "fourier-mle-f12-g0", "gmm-mle-k1", "gmm-mle-k2"]
     order = ["gaussian", "gmm2", "beta", "gmm"]
     for r in sorted((r for r in rows if r["config"] in keep),
-                    key=lambda r: (order.index(r["dataset"]) if r["dataset"] in order else 9, r["config"])):
+                    key=lambda r: (order.index(r["dataset"]) if r["dataset"] in order else 9, keep.index(r["config"]))):
         p = paper_by.get((r["dataset"], r["config"]), {})
         smooth = r.get("smoothness_all_pmfs")
         lines.append(f"| {r['dataset']} | {label(r)} | {r['n_seeds']} | {fmt(r.get('kl'))} | {fmt(p.get('kl'))} | "
@@ -179,21 +179,26 @@ def main(argv=None):
     parser.add_argument("--runs", type=Path, default=HERE / "runs" / "paper")
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--update-readme", action="store_true", help="rewrite the table in README.md")
+    parser.add_argument("--table-only", action="store_true",
+                        help="only rebuild table.md (and README with --update-readme) from results/summary.json")
     args = parser.parse_args(argv)
-    if not any(args.runs.glob("*/*/seed*/metrics.json")):
-        raise SystemExit(f"error: no finished runs under {args.runs} (run train.py first)")
-    groups = load_runs(args.runs)
-    rows = summarize(groups)
-    args.results.mkdir(parents=True, exist_ok=True)
-    summary = {"provenance": provenance(args.runs), "rows": rows}
-    (args.results / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    (args.results / "examples.json").write_text(json.dumps(examples(groups, args.runs)) + "\n")
+    if args.table_only:
+        rows = json.loads((args.results / "summary.json").read_text())["rows"]
+    else:
+        if not any(args.runs.glob("*/*/seed*/metrics.json")):
+            raise SystemExit(f"error: no finished runs under {args.runs} (run train.py first)")
+        groups = load_runs(args.runs)
+        rows = summarize(groups)
+        args.results.mkdir(parents=True, exist_ok=True)
+        summary = {"provenance": provenance(args.runs), "rows": rows}
+        (args.results / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        (args.results / "examples.json").write_text(json.dumps(examples(groups, args.runs)) + "\n")
     text = table(rows, json.loads((HERE / "paper_numbers.json").read_text()))
     (args.results / "table.md").write_text(text)
     if args.update_readme:
         update_readme(HERE / "README.md", text)
     print(text)
-    print(f"{len(rows)} configurations from {sum(len(v) for v in groups.values())} runs -> {args.results}")
+    print(f"{len(rows)} configurations -> {args.results}")
 
 
 if __name__ == "__main__":
