@@ -66,12 +66,15 @@ class GMMHead(nn.Module):
         self.mean_layer = nn.Linear(dim_input, num_gaussians)
         # softplus(param) = 2 / m: the std starts at one bin width
         self.log_stds = nn.Parameter(torch.full((num_gaussians,), math.log(math.expm1(2.0 / num_bins))))
-        self.register_buffer("centers", -1 + (2 * torch.arange(num_bins) + 1) / num_bins, persistent=False)
+        # float64, cast at use: float32 models see the same rounded centres as the stacked ensemble
+        self.register_buffer("centers", -1 + (2 * torch.arange(num_bins, dtype=torch.float64) + 1) / num_bins,
+                             persistent=False)
 
     def forward(self, x):
         means = torch.tanh(self.mean_layer(x))[..., None]  # (..., K, 1)
         stds = F.softplus(self.log_stds)[:, None]          # (K, 1)
-        dens = torch.exp(-0.5 * ((self.centers - means) / stds) ** 2) / (stds * math.sqrt(2 * math.pi))
+        centers = self.centers.to(means.dtype)
+        dens = torch.exp(-0.5 * ((centers - means) / stds) ** 2) / (stds * math.sqrt(2 * math.pi))
         return torch.log(dens.mean(dim=-2) + EPS_LOG)
 
 
@@ -209,7 +212,9 @@ class Ensemble(nn.Module):
                     k_mask[i, r] = 1
                 self.register_parameter(f"{kind.replace('-', '_')}_log_stds", nn.Parameter(log_stds))
                 self.register_buffer(f"{kind.replace('-', '_')}_k_mask", k_mask)
-        self.register_buffer("centers", -1 + (2 * torch.arange(num_bins) + 1) / num_bins, persistent=False)
+        # float64 here; .to(dtype) rounds it once for float32 runs
+        self.register_buffer("centers", -1 + (2 * torch.arange(num_bins, dtype=torch.float64) + 1) / num_bins,
+                             persistent=False)
 
     def features(self, x):
         """x (M, B, 2) -> (M, B, 32)."""
@@ -297,7 +302,7 @@ class Ensemble(nn.Module):
     @torch.no_grad()
     def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
         """torch.nn.utils.clip_grad_norm_ applied to each model separately; returns the norms (M,)."""
-        total = torch.zeros(len(self.specs), device=self.layer1.weight.device)
+        total = torch.zeros(len(self.specs), device=self.layer1.weight.device, dtype=self.layer1.weight.dtype)
         pairs = [(p, sl) for p, sl in self._param_slices() if p.grad is not None]
         for p, sl in pairs:
             total[sl] += p.grad.square().flatten(1).sum(1)

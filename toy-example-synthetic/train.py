@@ -61,6 +61,7 @@ class Config:
     device: str = "auto"
     cpu_threads: int = 1                  # tiny batched matmuls: one thread is fastest on a CPU
     cuda_graph: bool = True               # replay each training step as a CUDA graph (GPU only)
+    dtype: str = "float32"                # float64 for exact comparisons (tests)
     quick: bool = False                   # CPU preset: 3 datasets, 1 seed, N in {4, 12}, 20 epochs
 
 
@@ -145,22 +146,22 @@ def load_groups(cfg, specs, device, mle: bool):
     """Stacked data for the (dataset, seed) groups the specs use."""
     groups = sorted({(s.dataset, s.seed) for s in specs})
     draws = [toy_data.make_data(d, s, cfg.n_samples, cfg.var, cfg.num_bins, cfg.split_seed) for d, s in groups]
-    t = lambda arrays, dtype: torch.tensor(np.stack(arrays), dtype=dtype, device=device)
+    real = getattr(torch, cfg.dtype)
+    t = lambda arrays, dtype=real: torch.tensor(np.stack(arrays), dtype=dtype, device=device)
     out = {
         "groups": groups, "draws": draws,
-        "x_train": t([(d.x_train if mle else d.x_train_bins) for d in draws], torch.float32),
-        "x_test": t([(d.x_test if mle else d.x_test_bins) for d in draws], torch.float32),
+        "x_train": t([(d.x_train if mle else d.x_train_bins) for d in draws]),
+        "x_test": t([(d.x_test if mle else d.x_test_bins) for d in draws]),
         "label_train": t([d.y_train for d in draws], torch.long),
         "label_test": t([d.y_test for d in draws], torch.long),
-        "z_train": t([d.z_train for d in draws], torch.float32),
-        "z_test": t([d.z_test for d in draws], torch.float32),
-        "true_test": t([d.true_test_pmfs for d in draws], torch.float32),
+        "z_train": t([d.z_train for d in draws]),
+        "z_test": t([d.z_test for d in draws]),
+        "true_test": t([d.true_test_pmfs for d in draws]),
     }
     if mle:
         grid = toy_data.bin_centers(cfg.mle_grid_bins)
-        out["true_grid"] = t([toy_data.true_pmfs(d.name, d.x_test, cfg.mle_grid_bins, cfg.var) for d in draws],
-                             torch.float32)
-        out["grid"] = torch.tensor(grid, dtype=torch.float32, device=device)
+        out["true_grid"] = t([toy_data.true_pmfs(d.name, d.x_test, cfg.mle_grid_bins, cfg.var) for d in draws])
+        out["grid"] = torch.tensor(grid, dtype=real, device=device)
     return out
 
 
@@ -170,7 +171,7 @@ def evaluate(ens: Ensemble, batch, model_group, cfg):
     x = batch["x_test"][model_group]
     feats = ens.features(x)
     labels, true = batch["label_test"][model_group], batch["true_test"][model_group]
-    metrics, pmfs = {}, torch.zeros(len(ens.specs), x.shape[1], cfg.num_bins, device=x.device)
+    metrics, pmfs = {}, torch.zeros(len(ens.specs), x.shape[1], cfg.num_bins, device=x.device, dtype=x.dtype)
     for kind in ens.kinds:
         sl = ens.slices[kind]
         if kind in ("linear", "gmm", "fourier"):
@@ -178,7 +179,7 @@ def evaluate(ens: Ensemble, batch, model_group, cfg):
         elif kind == "regression":
             value = ens.head_outputs(kind, feats[sl])[..., 0]
             pmfs[sl] = F.one_hot(torch.as_tensor(np.digitize(value.cpu().numpy(), np.linspace(-1, 1, cfg.num_bins + 1)) - 1,
-                                                 device=x.device).clamp(0, cfg.num_bins - 1), cfg.num_bins).float()
+                                                 device=x.device).clamp(0, cfg.num_bins - 1), cfg.num_bins).to(x.dtype)
         else:  # MLE heads: density on the 1000-bin grid (KL, as the reference) and at the 50 centres
             for start in range(sl.start, sl.stop, 16):  # chunks of models bound the (M, n, grid) memory
                 csl = slice(start, min(start + 16, sl.stop))
@@ -193,7 +194,7 @@ def evaluate(ens: Ensemble, batch, model_group, cfg):
                 pmfs[csl] = coarse / coarse.sum(-1, keepdim=True)
     out = classification_metrics(pmfs, labels, true, ens.centers)
     for name, parts in metrics.items():
-        full = torch.full((len(ens.specs),), float("nan"), device=x.device)
+        full = torch.full((len(ens.specs),), float("nan"), device=x.device, dtype=x.dtype)
         for csl, values in parts:
             full[csl] = values
         out[name] = full
@@ -213,7 +214,7 @@ def train_family(cfg, specs, device, mle: bool):
     """Train the given specs together; returns the trained ensemble, its data and the eval history."""
     batch = load_groups(cfg, specs, device, mle)
     group_of = {g: i for i, g in enumerate(batch["groups"])}
-    ens = Ensemble(specs, cfg.num_bins).to(device)
+    ens = Ensemble(specs, cfg.num_bins).to(device=device, dtype=getattr(torch, cfg.dtype))
     model_group = torch.tensor([group_of[(s.dataset, s.seed)] for s in ens.specs], device=device)
     use_graph = device.type == "cuda" and cfg.cuda_graph
     # On a GPU the ~300 small kernels of one step are replayed as one CUDA graph: the learning rate
@@ -223,7 +224,7 @@ def train_family(cfg, specs, device, mle: bool):
     gens = [torch.Generator().manual_seed(seed) for _, seed in batch["groups"]]
     n_train = batch["x_train"].shape[1]
     rows = torch.arange(len(gens), device=device)[:, None]
-    running = torch.zeros(len(ens.specs), device=device)
+    running = torch.zeros(len(ens.specs), device=device, dtype=getattr(torch, cfg.dtype))
     step_idx = torch.zeros(len(gens), min(cfg.batch_size, n_train), dtype=torch.long, device=device)
 
     def train_step(idx):
