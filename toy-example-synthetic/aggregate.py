@@ -164,8 +164,23 @@ def table(rows, paper):
     return "\n".join(lines) + "\n"
 
 
-def update_readme(readme: Path, text: str):
-    start, end = "<!-- results-table:start -->", "<!-- results-table:end -->"
+def summary_table(rows, paper):
+    """The compact KL table of the repository's front page: linear / GMM / Fourier-12 per dataset."""
+    paper_by = {(p["dataset"], p["config"]): p for p in paper["rows"]}
+    by = {(r["dataset"], r["config"]): r for r in rows}
+    lines = ["| dataset | Linear (ours) | Linear (paper) | GMM head (ours) | GMM head (paper) | "
+             "Fourier N=12 (ours) | Fourier N=12 (paper) |", "|---|---|---|---|---|---|---|"]
+    for d in ("gaussian", "gmm2", "beta", "gmm"):
+        gmm = f"gmm-k{1 if d == 'gaussian' else 2}"
+        cells = []
+        for config in ("linear", gmm, "fourier-f12-g0"):
+            cells += [fmt(by.get((d, config), {}).get("kl")), fmt(paper_by.get((d, config), {}).get("kl"))]
+        if any(c != "–" for c in cells[::2]):
+            lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, text: str, start="<!-- results-table:start -->", end="<!-- results-table:end -->"):
     content = readme.read_text()
     if start not in content:
         raise SystemExit(f"error: {readme} has no '{start}' marker")
@@ -197,6 +212,10 @@ def main(argv=None):
     (args.results / "table.md").write_text(text)
     if args.update_readme:
         update_readme(HERE / "README.md", text)
+        root = HERE.parent / "README.md"
+        if root.exists() and "<!-- toy-summary:start -->" in root.read_text():  # absent in a fork
+            paper = json.loads((HERE / "paper_numbers.json").read_text())
+            update_readme(root, summary_table(rows, paper), "<!-- toy-summary:start -->", "<!-- toy-summary:end -->")
     print(text)
     print(f"{len(rows)} configurations -> {args.results}")
 

@@ -109,6 +109,33 @@ def measure(model, x, y, device, repeats):
             torch.cuda.empty_cache()
 
 
+def readme_table(data: dict) -> str:
+    """Markdown table of a head_speed.json (for the root README)."""
+    p = data["provenance"]
+    ratio = lambda a, b: f"{a / b:.2f}×" if a and b else "–"
+    num = lambda v, fmt: format(v, fmt) if v is not None else "OOM"
+    lines = [f"Forward+backward (cross-entropy) of the head alone on {p['gpu']}, torch {p['torch']}, commit "
+             f"`{str(p['commit'])[:7]}`, {p['date'][:10]}; {p['timing']}. \"naive\" = the published algorithm "
+             "(grouped conv1d autocorrelation + dense (batch, m, N) PDF), written from the math.", "",
+             "| shape | batch | d | m | N | linear ms | Fourier ms | naive ms | Fourier / linear | naive / Fourier "
+             "| linear MiB | Fourier MiB | naive MiB |", "|" + "---|" * 13]
+    for r in data["rows"]:
+        lines.append(f"| {r['shape']} | {r['batch']} | {r['d']} | {r['m']} | {r['N']} | {num(r['linear_ms'], '.3f')} | "
+                     f"{num(r['fourier_ms'], '.3f')} | {num(r['naive_ms'], '.2f')} | {ratio(r['fourier_ms'], r['linear_ms'])} | "
+                     f"{ratio(r['naive_ms'], r['fourier_ms'])} | {num(r['linear_peak_mib'], '.0f')} | "
+                     f"{num(r['fourier_peak_mib'], '.0f')} | {num(r['naive_peak_mib'], '.0f')} |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, table: str) -> None:
+    start, end = "<!-- head-speed:start -->", "<!-- head-speed:end -->"
+    text = readme.read_text()
+    if start not in text:
+        raise SystemExit(f"error: {readme} has no '{start}' marker")
+    head, rest = text.split(start, 1)
+    readme.write_text(f"{head}{start}\n{table}{end}{rest.split(end, 1)[1]}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here")
@@ -116,7 +143,12 @@ def main():
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="tiny shapes (CPU smoke test)")
     parser.add_argument("--gamma", type=float, default=0.0, help="regulariser weight for both Fourier heads")
+    parser.add_argument("--readme", type=Path, default=None,
+                        help="only rewrite the table in this README from --out (an existing JSON); no timing")
     args = parser.parse_args()
+    if args.readme:
+        update_readme(args.readme, readme_table(json.loads(args.out.read_text())))
+        return
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     shapes = QUICK_SHAPES if args.quick or device.type != "cuda" else SHAPES
