@@ -55,6 +55,7 @@ complex half precision does not exist and $1/c_0$ with the tiny initialisation o
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import warnings
@@ -105,6 +106,13 @@ def autocorrelate(a: torch.Tensor) -> torch.Tensor:
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """float64 stays float64; everything else (bf16, fp16, fp32) computes in float32."""
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _float32_region(x: torch.Tensor):
+    """Autocast off (the head's math needs float32), entered only when autocast is on."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.autocast(device_type=x.device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _check_input(x: torch.Tensor, dim_input: int, who: str) -> None:
@@ -177,6 +185,78 @@ def _as_complex(params: torch.Tensor) -> torch.Tensor:
     """[Re a, Im a] (B, 2n) -> a (B, n) complex (the reference's non-interleaved layout)."""
     n = params.shape[-1] // 2
     return torch.complex(params[:, :n], params[:, n:])
+
+
+# ------------------------------------------------------------------------------------------------
+# the core: [Re a, Im a] -> log pmf, with a hand-written backward
+# ------------------------------------------------------------------------------------------------
+
+def _bin_values(params: torch.Tensor, const: torch.Tensor, m: int, method: str) -> torch.Tensor:
+    """E a at the m bin centres. matmul: real (B, 2m) = [Re, Im]; fft: complex (B, m)."""
+    if method == "matmul":
+        return params @ const  # const = the (2n, 2m) cos/sin basis
+    n = params.shape[-1] // 2
+    # b_j = (-1)^j e^{i pi j/m} a_j turns E a into one length-m DFT; const = (n, 2) twiddles
+    b = torch.complex(params[:, :n] * const[:, 0] - params[:, n:] * const[:, 1],
+                      params[:, :n] * const[:, 1] + params[:, n:] * const[:, 0])
+    if n > m:  # alias frequencies j and j + m: pad to a multiple of m and fold
+        b = nn.functional.pad(b, (0, (-n) % m)).reshape(b.shape[0], -1, m).sum(dim=1)
+    return torch.fft.ifft(b, n=m, dim=-1, norm="forward")  # sum_j b_j e^{+2 pi i ij/m}
+
+
+def _squared_modulus(values: torch.Tensor, m: int) -> torch.Tensor:
+    """|E a|^2 (B, m) from `_bin_values`."""
+    if values.is_complex():
+        return torch.view_as_real(values).square().sum(dim=-1)
+    return values.view(-1, 2, m).square().sum(dim=1)
+
+
+def _bin_values_adjoint(grad_values: torch.Tensor, const: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """The adjoint of `_bin_values`: gradient w.r.t. values -> gradient w.r.t. params (B, 2n)."""
+    if not grad_values.is_complex():
+        return grad_values @ const.T
+    g = torch.fft.fft(grad_values, dim=-1)  # adjoint of the unnormalised inverse DFT
+    if n > m:  # the folded entry's gradient goes to every frequency folded into it
+        g = g.repeat(1, -(-n // m))
+    g = g[:, :n]
+    gr, gi = g.real, g.imag  # times conj(twiddle)
+    return torch.cat([gr * const[:, 0] + gi * const[:, 1], gi * const[:, 0] - gr * const[:, 1]], dim=-1)
+
+
+class _LogPMF(torch.autograd.Function):
+    """params [Re a, Im a] (B, 2n) -> log(|Ea|^2 / sum_bins |Ea|^2 + eps) (B, m).
+
+    The backward recomputes E a (one matmul or FFT) instead of keeping it, so besides the small params
+    the only saved tensors are the output, which a cross-entropy keeps alive anyway, and the row sums:
+    peak memory stays close to a linear head's. Not twice differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, params, const, m: int, eps: float):
+        values = _bin_values(params, const, m, "fft" if const.shape[-1] == 2 else "matmul")
+        power = _squared_modulus(values, m)
+        del values
+        total = power.sum(dim=-1, keepdim=True)
+        out = power.div_(total).add_(eps).log_()
+        ctx.save_for_backward(params, const, out, total)
+        ctx.m, ctx.eps = m, eps
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        params, const, out, total = ctx.saved_tensors
+        m, eps = ctx.m, ctx.eps
+        shifted = out.exp()                        # pmf + eps
+        grad_pmf = grad_out / shifted
+        dot = (grad_pmf * (shifted - eps)).sum(dim=-1, keepdim=True)
+        grad_power = (grad_pmf - dot).div_(total)  # through the normalisation by the row sum
+        values = _bin_values(params, const, m, "fft" if const.shape[-1] == 2 else "matmul")
+        if values.is_complex():
+            grad_values = torch.view_as_complex(torch.view_as_real(values) * (2 * grad_power)[..., None])
+        else:
+            grad_values = (values.view(-1, 2, m) * (2 * grad_power)[:, None, :]).view(-1, 2 * m)
+        return _bin_values_adjoint(grad_values, const, params.shape[-1] // 2, m), None, None, None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -284,43 +364,53 @@ class Fourier_Head(_AutocorrelationParams):
             basis = torch.cat([torch.cat([cos, sin], dim=1), torch.cat([-sin, cos], dim=1)], dim=0)
             self.register_buffer("pmf_basis", basis.float().to(device), persistent=False)
 
-        self.loss_regularization = torch.zeros((), device=device)
+        self.register_buffer("_zero", torch.zeros((), device=device), persistent=False)
+        self.loss_regularization = self._zero
 
     # -- the core: x -> a -> |E a|^2 ------------------------------------------------------------
 
+    def _constant(self, dtype: torch.dtype) -> torch.Tensor:
+        return (self.pmf_basis if self.pmf_method == "matmul" else self.fft_twiddle).to(dtype)
+
     def _squared_modulus_at_bins(self, params: torch.Tensor) -> torch.Tensor:
         """[Re a, Im a] (B, 2(N+1)) -> |E a|^2 (B, m), i.e. 2 c_0 p(z_i) at the bin centres."""
-        m = self.dim_output
-        if self.pmf_method == "matmul":
-            values = params @ self.pmf_basis.to(params.dtype)  # [Re Ea, Im Ea]: (B, 2m)
-            return values.square().reshape(-1, 2, m).sum(dim=1)
-        tw = self.fft_twiddle.to(params.dtype)
-        b = _as_complex(params) * torch.complex(tw[:, 0], tw[:, 1])
-        n = b.shape[-1]
-        if n > m:  # alias frequencies j and j + m: pad to a multiple of m and fold
-            b = nn.functional.pad(b, (0, (-n) % m)).reshape(b.shape[0], -1, m).sum(dim=1)
-        values = torch.fft.ifft(b, n=m, dim=-1, norm="forward")  # sum_j b_j e^{+2 pi i ij/m}
-        return values.real.square() + values.imag.square()
+        values = _bin_values(params, self._constant(params.dtype), self.dim_output, self.pmf_method)
+        return _squared_modulus(values, self.dim_output)
 
     def _pmf_and_params(self, x: torch.Tensor):
         _check_input(x, self.dim_input, "Fourier_Head")
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with _float32_region(x):
             params = self._linear_params(x)
             power = self._squared_modulus_at_bins(params)
             pmf = power / power.sum(dim=-1, keepdim=True)
         return pmf, params
 
+    def log_pmf_from_params(self, params: torch.Tensor) -> torch.Tensor:
+        """log(pmf + epsilon) from linear-layer outputs [Re a, Im a] (..., 2(N+1)) -> (..., dim_output).
+
+        What `forward` computes after its linear layer; usable on outputs computed elsewhere (stacked
+        models, a fused projection). Sets no regulariser.
+        """
+        if params.shape[-1] != 2 * (self.num_frequencies + 1):
+            raise ValueError(f"Fourier_Head.log_pmf_from_params expected last dimension "
+                             f"{2 * (self.num_frequencies + 1)}, got {params.shape[-1]}")
+        with _float32_region(params):
+            flat = params.reshape(-1, params.shape[-1]).to(_compute_dtype(params.dtype))
+            out = _LogPMF.apply(flat, self._constant(flat.dtype), self.dim_output, self.const_inverse_softmax)
+        return out.reshape(*params.shape[:-1], self.dim_output)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """log(pmf + epsilon): (..., dim_input) -> (..., dim_output). Sets `loss_regularization`."""
-        pmf, params = self._pmf_and_params(x)
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        _check_input(x, self.dim_input, "Fourier_Head")
+        with _float32_region(x):
+            params = self._linear_params(x)
+            out = _LogPMF.apply(params, self._constant(params.dtype), self.dim_output, self.const_inverse_softmax)
             if self.regularizion_gamma != 0:
                 c = autocorrelate(_as_complex(params))
                 self.loss_regularization = _regularization_loss(
                     c, self.regularizion_gamma, self.regularization == "normalized")
             else:
-                self.loss_regularization = torch.zeros((), dtype=pmf.dtype, device=pmf.device)
-            out = torch.log(pmf + self.const_inverse_softmax)
+                self.loss_regularization = self._zero
         return out.reshape(*x.shape[:-1], self.dim_output)
 
     def pmf_from_params(self, params: torch.Tensor) -> torch.Tensor:
@@ -357,7 +447,7 @@ class Fourier_Head(_AutocorrelationParams):
         e^{i pi k z}); normalized=False returns the autocorrelation c_k itself.
         """
         _check_input(x, self.dim_input, "Fourier_Head")
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with _float32_region(x):
             c = autocorrelate(self._autocorrelation_params(x))
             if normalized:
                 c = c / c[:, :1].real
@@ -550,7 +640,7 @@ class Fourier_Head_MLE(_AutocorrelationParams):
     def forward(self, x: torch.Tensor) -> FourierDensity:
         """(..., dim_input) -> FourierDensity over (...) rows. Sets `loss_regularization`."""
         _check_input(x, self.dim_input, "Fourier_Head_MLE")
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with _float32_region(x):
             a = self._autocorrelation_params(x)
             density = FourierDensity(a, batch_shape=x.shape[:-1])
             if self.regularizion_gamma != 0:

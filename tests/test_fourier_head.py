@@ -97,10 +97,11 @@ def test_evaluate_pdf_is_a_density():
     torch.testing.assert_close(pdf_bins / pdf_bins.sum(-1, keepdim=True), head.pmf(x), atol=1e-6, rtol=1e-5)
 
 
-def test_gradcheck_float64():
+@pytest.mark.parametrize("m,n_freq", [(9, 4), (5, 12)])  # (5, 12): more coefficients than bins (aliasing)
+def test_gradcheck_float64(m, n_freq):
     torch.manual_seed(3)
     for method in ("fft", "matmul"):
-        head = Fourier_Head(5, 9, 4, regularizion_gamma=0.1, pmf_method=method,
+        head = Fourier_Head(5, m, n_freq, regularizion_gamma=0.1, pmf_method=method,
                             init_denominator_weight=1, init_denominator_bias=1).double()
         x = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
 
@@ -361,6 +362,20 @@ def test_autocorrelate_matches_definition():
     a = torch.randn(3, 9, dtype=torch.complex128)
     c = torch.stack([(a[:, k:] * a[:, : 9 - k].conj()).sum(-1) for k in range(9)], dim=-1)
     torch.testing.assert_close(autocorrelate(a), c)
+
+
+def test_log_pmf_from_params_and_its_gradient():
+    torch.manual_seed(16)
+    head = Fourier_Head(6, 40, 7)
+    x = torch.randn(3, 6)
+    params = head.fc_extract_autocorrelation_params(x)
+    torch.testing.assert_close(head.log_pmf_from_params(params), head(x))
+    p = params.detach().double().requires_grad_()
+    ref = torch.log(head.double().pmf_from_params(p) + head.const_inverse_softmax)
+    g = torch.randn_like(ref)
+    (want,) = torch.autograd.grad(ref, p, g)
+    (got,) = torch.autograd.grad(head.log_pmf_from_params(p), p, g)
+    torch.testing.assert_close(got, want)
 
 
 def test_functional_forms_for_stacked_models():
