@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/pilot}
-common="--renderer sf2 --seed 0 --eval-every 20"
-run() { name=$1; shift; python train.py $common --out-dir "$OUT/$name" "$@" > "$OUT/$name.log" 2>&1 & }
+common="--renderer sf2 --seed 0 --eval-every 20 ${EXTRA:-}"
+run() { name=$1; shift; timeout "${PILOT_TIMEOUT:-0}" python train.py $common --out-dir "$OUT/$name" "$@" > "$OUT/$name.log" 2>&1 & }
 mkdir -p "$OUT"
 run base-linear   --head linear
 run base-f1       --head fourier --num-frequencies 1
