@@ -205,10 +205,10 @@ def _bin_values(params: torch.Tensor, const: torch.Tensor, m: int, method: str) 
 
 
 def _squared_modulus(values: torch.Tensor, m: int) -> torch.Tensor:
-    """|E a|^2 (B, m) from `_bin_values`."""
+    """|E a|^2 (B, m) from `_bin_values` (a norm reduction: no (B, m, 2) temporary)."""
     if values.is_complex():
-        return torch.view_as_real(values).square().sum(dim=-1)
-    return values.view(-1, 2, m).square().sum(dim=1)
+        return torch.linalg.vector_norm(torch.view_as_real(values), dim=-1).square_()
+    return torch.linalg.vector_norm(values.view(-1, 2, m), dim=1).square_()
 
 
 def _bin_values_adjoint(grad_values: torch.Tensor, const: torch.Tensor, n: int, m: int) -> torch.Tensor:
@@ -247,16 +247,19 @@ class _LogPMF(torch.autograd.Function):
     def backward(ctx, grad_out):
         params, const, out, total = ctx.saved_tensors
         m, eps = ctx.m, ctx.eps
-        shifted = out.exp()                        # pmf + eps
-        grad_pmf = grad_out / shifted
-        dot = (grad_pmf * (shifted - eps)).sum(dim=-1, keepdim=True)
-        grad_power = (grad_pmf - dot).div_(total)  # through the normalisation by the row sum
+        # In place where possible: at Chronos shapes every (B, m) temporary is tens of MB.
+        shifted = out.exp()                                    # pmf + eps
+        grad_power = grad_out / shifted                        # d loss / d pmf
+        dot = shifted.sub_(eps).mul_(grad_power).sum(dim=-1, keepdim=True)
+        del shifted
+        grad_power.sub_(dot).div_(total).mul_(2)               # 2 d loss / d |Ea|^2
         values = _bin_values(params, const, m, "fft" if const.shape[-1] == 2 else "matmul")
         if values.is_complex():
-            grad_values = torch.view_as_complex(torch.view_as_real(values) * (2 * grad_power)[..., None])
+            torch.view_as_real(values).mul_(grad_power[..., None])
         else:
-            grad_values = (values.view(-1, 2, m) * (2 * grad_power)[:, None, :]).view(-1, 2 * m)
-        return _bin_values_adjoint(grad_values, const, params.shape[-1] // 2, m), None, None, None
+            values.view(-1, 2, m).mul_(grad_power[:, None, :])
+        del grad_power
+        return _bin_values_adjoint(values, const, params.shape[-1] // 2, m), None, None, None
 
 
 # ------------------------------------------------------------------------------------------------
