@@ -207,8 +207,11 @@ def _bin_values(params: torch.Tensor, const: torch.Tensor, m: int, method: str) 
 def _squared_modulus(values: torch.Tensor, m: int) -> torch.Tensor:
     """|E a|^2 (B, m) from `_bin_values` (a norm reduction: no (B, m, 2) temporary)."""
     if values.is_complex():
-        return torch.linalg.vector_norm(torch.view_as_real(values), dim=-1).square_()
-    return torch.linalg.vector_norm(values.view(-1, 2, m), dim=1).square_()
+        norm = torch.linalg.vector_norm(torch.view_as_real(values), dim=-1)
+    else:
+        norm = torch.linalg.vector_norm(values.view(-1, 2, m), dim=1)
+    # in place unless autograd needs the norm for its own backward
+    return norm.square() if norm.requires_grad else norm.square_()
 
 
 def _bin_values_adjoint(grad_values: torch.Tensor, const: torch.Tensor, n: int, m: int) -> torch.Tensor:
