@@ -43,6 +43,11 @@ choice is made per shape (`pmf_method="auto"`). Neither path builds the (batch, 
 tensor nor the grouped convolution of the reference. The autocorrelation (for the regulariser and
 `fourier_coefficients`) is one zero-padded FFT, computed only when asked for.
 
+The backward pass is written by hand (`_LogPMF`): it recomputes E a rather than storing it, so the
+head keeps about as much memory alive as a linear head of the same output size. With TF32 matmuls
+enabled (`torch.backends.cuda.matmul.allow_tf32`), the matrix-product path computes in TF32 like the
+rest of the model; the FFT path does not use TF32.
+
 All of this runs in float32 (or float64 if the parameters are float64), also under autocast:
 complex half precision does not exist and $1/c_0$ with the tiny initialisation overflows in fp16.
 
@@ -303,9 +308,11 @@ class Fourier_Head(_AutocorrelationParams):
     forward: (..., dim_input) -> (..., dim_output), float32 (float64 for float64 parameters).
     """
 
-    # Above this many basis entries the cos/sin matrix is replaced by an FFT. Chosen from the
-    # benchmark in misc/benchmarks (the FFT wins once both N and m are in the hundreds).
-    MATMUL_MAX_BASIS = 65536
+    # "auto" evaluates E a by a cos/sin matrix product while N+1 <= 128 (and the matrix stays small),
+    # else by an FFT: on an H100 at m = 4096 the product won at N = 64 and the FFT at N = 256
+    # (misc/benchmarks/head_speed.json keeps both timings for every shape).
+    MATMUL_MAX_COEFFS = 128
+    MATMUL_MAX_BASIS = 1 << 22
 
     def __init__(
         self,
@@ -345,8 +352,8 @@ class Fourier_Head(_AutocorrelationParams):
         self.init_denominator_bias = init_denominator_bias
         self.regularization = regularization
         if pmf_method == "auto":
-            basis_entries = 4 * (num_frequencies + 1) * dim_output
-            pmf_method = "matmul" if basis_entries <= self.MATMUL_MAX_BASIS else "fft"
+            small = num_frequencies + 1 <= self.MATMUL_MAX_COEFFS
+            pmf_method = "matmul" if small and 4 * (num_frequencies + 1) * dim_output <= self.MATMUL_MAX_BASIS else "fft"
         self.pmf_method = pmf_method
 
         self._init_linear(dim_input, num_frequencies, init_denominator_weight,
