@@ -137,8 +137,9 @@ def readme_table(results: dict, summary: dict) -> str:
     prov = summary["provenance"]
     per_target = ", ".join(f"{t} {r['wall_seconds']:.0f} s" for t, r in results.items())
     rows += ["", f"Measured: training {prov['wall_seconds']:.0f} s wall ({per_target}), {prov['cpu_seconds']:.0f} s "
-             f"CPU time, figures + GIF {prov.get('plot_wall_seconds', float('nan')):.0f} s, on a {prov['cpu_count']}-core "
-             f"CPU ({prov['platform']}), torch {prov['torch']}, commit {prov['commit'][:10]}."]
+             f"CPU time, figures + GIF {prov.get('plot_wall_seconds', float('nan')):.0f} s, on a {prov['cpu_count']}-core CPU "
+             f"(1-min load average {prov.get('load_average_1min', float('nan')):.1f}: the machine was shared) "
+             f"({prov['platform']}), torch {prov['torch']}, commit {prov['commit'][:10]}."]
     return "\n".join(rows)
 
 

@@ -114,7 +114,7 @@ def env_info() -> dict:
         commit, dirty = "unknown", None
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "platform": platform.platform(), "cpu_count": os.cpu_count(), "gpu": gpu,
+            "platform": platform.platform(), "cpu_count": os.cpu_count(), "load_average_1min": os.getloadavg()[0], "gpu": gpu,
             "commit": commit, "dirty": dirty}
 
 

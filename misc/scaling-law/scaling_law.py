@@ -99,7 +99,7 @@ def env_info() -> dict:
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown", None
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "platform": platform.platform(), "cpu_count": os.cpu_count(), "gpu": None,
+            "platform": platform.platform(), "cpu_count": os.cpu_count(), "load_average_1min": os.getloadavg()[0], "gpu": None,
             "commit": commit, "dirty": dirty}
 
 
@@ -282,7 +282,7 @@ def readme_table(results: dict, summary: dict) -> str:
     prov = summary["provenance"]
     rows += ["", "Deficit slope: minus the least-squares slope of log(s(N_max) - s(N)) against log N over the "
              f"slope range. Measured: {prov['wall_seconds']:.1f} s wall ({prov['cpu_seconds']:.1f} s CPU time) "
-             f"on a {prov['cpu_count']}-core CPU ({prov['platform']}), torch {prov['torch']}, "
+             f"on a {prov['cpu_count']}-core CPU (1-min load average {prov.get('load_average_1min', float('nan')):.1f}: the machine was shared) ({prov['platform']}), torch {prov['torch']}, "
              f"commit {prov['commit'][:10]}."]
     return "\n".join(rows)
 

@@ -101,7 +101,7 @@ def env_info() -> dict:
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown", None
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "platform": platform.platform(), "cpu_count": os.cpu_count(), "gpu": None,
+            "platform": platform.platform(), "cpu_count": os.cpu_count(), "load_average_1min": os.getloadavg()[0], "gpu": None,
             "commit": commit, "dirty": dirty}
 
 
@@ -256,7 +256,7 @@ def readme_table(results: dict, summary: dict) -> str:
              f"L1 first decreases at K = {first_drop}; it decreases at {len(results['l1_decreases_at'])} of "
              f"{len(results['sweep']['num_sines']) - 1} steps.", "",
              f"Measured: {prov['wall_seconds']:.1f} s wall ({prov['cpu_seconds']:.1f} s CPU time) on a "
-             f"{prov['cpu_count']}-core CPU "
+             f"{prov['cpu_count']}-core CPU (1-min load average {prov.get('load_average_1min', float('nan')):.1f}: the machine was shared) "
              f"({prov['platform']}), torch {prov['torch']}, commit {prov['commit'][:10]}."]
     return "\n".join(rows)
 
