@@ -63,7 +63,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import warnings
 from typing import Optional
 
 import torch
@@ -113,9 +112,16 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 has no device argument
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
 def _float32_region(x: torch.Tensor):
     """Autocast off (the head's math needs float32), entered only when autocast is on."""
-    if torch.is_autocast_enabled(x.device.type):
+    if _autocast_on(x.device.type):
         return torch.autocast(device_type=x.device.type, enabled=False)
     return contextlib.nullcontext()
 
