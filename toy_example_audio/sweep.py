@@ -58,13 +58,14 @@ def main(argv=None) -> None:
 
     # Build the feature cache once, before workers race to build it.
     train.load_data(configs[0])
-    start, done = time.time(), 0
+    start, done, finished_dirs = time.time(), 0, []
     if args.jobs <= 1:
         for a in todo:
             if args.time_budget and time.time() - start > args.time_budget:
                 break
             run_dir, seconds = _run(a)
             done += 1
+            finished_dirs.append(run_dir)
             print(f"done {run_dir} in {seconds:.1f} s ({done}/{len(todo)})", flush=True)
     else:
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -75,6 +76,7 @@ def main(argv=None) -> None:
                 running.remove(finished)
                 run_dir, seconds = finished.result()
                 done += 1
+                finished_dirs.append(run_dir)
                 print(f"done {run_dir} in {seconds:.1f} s ({done}/{len(todo)})", flush=True)
                 if pending and not (args.time_budget and time.time() - start > args.time_budget):
                     running.add(pool.submit(_run, pending.pop(0)))
@@ -84,6 +86,8 @@ def main(argv=None) -> None:
     log = json.loads(log_path.read_text()) if log_path.exists() else []
     log.append({"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start)),
                 "wall_seconds": round(time.time() - start, 1), "runs_finished": done, "jobs": args.jobs,
+                # the <split>-bin<k> folders this invocation wrote to, for aggregate.py's wall time
+                "settings": sorted({Path(r).parents[1].name for r in finished_dirs}),
                 "train_args": train_args})
     log_path.write_text(json.dumps(log, indent=2))
     print(f"sweep: {done} runs in {time.time() - start:.1f} s")
