@@ -208,21 +208,20 @@ def _bin_values(params: torch.Tensor, const: torch.Tensor, m: int, method: str) 
         return params @ const  # const = the (2n, 2m) cos/sin basis
     n = params.shape[-1] // 2
     # b_j = (-1)^j e^{i pi j/m} a_j turns E a into one length-m DFT; const = (n, 2) twiddles
-    b = torch.complex(params[:, :n] * const[:, 0] - params[:, n:] * const[:, 1],
-                      params[:, :n] * const[:, 1] + params[:, n:] * const[:, 0])
+    b = torch.complex(params[:, :n], params[:, n:]) * torch.view_as_complex(const)
     if n > m:  # alias frequencies j and j + m: pad to a multiple of m and fold
         b = nn.functional.pad(b, (0, (-n) % m)).reshape(b.shape[0], -1, m).sum(dim=1)
     return torch.fft.ifft(b, n=m, dim=-1, norm="forward")  # sum_j b_j e^{+2 pi i ij/m}
 
 
 def _squared_modulus(values: torch.Tensor, m: int) -> torch.Tensor:
-    """|E a|^2 (B, m) from `_bin_values` (a norm reduction: no (B, m, 2) temporary)."""
+    """|E a|^2 (B, m) from `_bin_values`."""
+    if values.requires_grad:  # autograd path: differentiable everywhere (|z| is not at z = 0)
+        parts = torch.view_as_real(values) if values.is_complex() else values.view(-1, 2, m).transpose(1, 2)
+        return parts.square().sum(dim=-1)
     if values.is_complex():
-        norm = torch.linalg.vector_norm(torch.view_as_real(values), dim=-1)
-    else:
-        norm = torch.linalg.vector_norm(values.view(-1, 2, m), dim=1)
-    # in place unless autograd needs the norm for its own backward
-    return norm.square() if norm.requires_grad else norm.square_()
+        return values.abs().square_()
+    return values.view(-1, 2, m).square_().sum(dim=1)
 
 
 def _bin_values_adjoint(grad_values: torch.Tensor, const: torch.Tensor, n: int, m: int) -> torch.Tensor:
@@ -232,9 +231,8 @@ def _bin_values_adjoint(grad_values: torch.Tensor, const: torch.Tensor, n: int, 
     g = torch.fft.fft(grad_values, dim=-1)  # adjoint of the unnormalised inverse DFT
     if n > m:  # the folded entry's gradient goes to every frequency folded into it
         g = g.repeat(1, -(-n // m))
-    g = g[:, :n]
-    gr, gi = g.real, g.imag  # times conj(twiddle)
-    return torch.cat([gr * const[:, 0] + gi * const[:, 1], gi * const[:, 0] - gr * const[:, 1]], dim=-1)
+    g = g[:, :n] * torch.view_as_complex(const).conj()
+    return torch.cat([g.real, g.imag], dim=-1)
 
 
 class _LogPMF(torch.autograd.Function):
@@ -245,21 +243,24 @@ class _LogPMF(torch.autograd.Function):
     peak memory stays close to a linear head's. Not twice differentiable.
     """
 
+    # below this many elements E a is kept for the backward (launches cost more than memory there)
+    KEEP_VALUES = 1 << 20
+
     @staticmethod
     def forward(ctx, params, const, m: int, eps: float):
         values = _bin_values(params, const, m, "fft" if const.shape[-1] == 2 else "matmul")
-        power = _squared_modulus(values, m)
-        del values
+        keep = values.numel() <= _LogPMF.KEEP_VALUES
+        power = _squared_modulus(values.clone() if keep and not values.is_complex() else values, m)
         total = power.sum(dim=-1, keepdim=True)
         out = power.div_(total).add_(eps).log_()
-        ctx.save_for_backward(params, const, out, total)
+        ctx.save_for_backward(params, const, out, total, values if keep else None)
         ctx.m, ctx.eps = m, eps
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        params, const, out, total = ctx.saved_tensors
+        params, const, out, total, values = ctx.saved_tensors
         m, eps = ctx.m, ctx.eps
         # In place where possible: at Chronos shapes every (B, m) temporary is tens of MB.
         shifted = out.exp()                                    # pmf + eps
@@ -267,13 +268,15 @@ class _LogPMF(torch.autograd.Function):
         dot = shifted.sub_(eps).mul_(grad_power).sum(dim=-1, keepdim=True)
         del shifted
         grad_power.sub_(dot).div_(total).mul_(2)               # 2 d loss / d |Ea|^2
-        values = _bin_values(params, const, m, "fft" if const.shape[-1] == 2 else "matmul")
+        kept = values is not None
+        if not kept:  # recompute E a rather than having kept it
+            values = _bin_values(params, const, m, "fft" if const.shape[-1] == 2 else "matmul")
         if values.is_complex():
-            torch.view_as_real(values).mul_(grad_power[..., None])
+            grad_values = values * grad_power if kept else values.mul_(grad_power)
         else:
-            values.view(-1, 2, m).mul_(grad_power[:, None, :])
+            grad_values = (values.view(-1, 2, m) * grad_power[:, None, :]).view(-1, 2 * m)
         del grad_power
-        return _bin_values_adjoint(values, const, params.shape[-1] // 2, m), None, None, None
+        return _bin_values_adjoint(grad_values, const, params.shape[-1] // 2, m), None, None, None
 
 
 # ------------------------------------------------------------------------------------------------

@@ -399,3 +399,14 @@ def test_functional_forms_for_stacked_models():
     torch.testing.assert_close(dens.pdf_on_grid(z).reshape(4, 7), dens.pdf(z.expand(2, 2, 7)).reshape(4, 7))
     torch.testing.assert_close(dens.pdf_on_grid(z).reshape(4, 7), head.evaluate_pdf(head.fourier_coefficients(x)[:, 1:], z),
                                atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["fft", "matmul"])
+def test_gradcheck_when_backward_recomputes(method, monkeypatch):
+    from fourier_head import _LogPMF
+
+    monkeypatch.setattr(_LogPMF, "KEEP_VALUES", 0)  # large shapes recompute E a in the backward
+    torch.manual_seed(17)
+    head = Fourier_Head(4, 7, 9, pmf_method=method, init_denominator_weight=1, init_denominator_bias=1).double()
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(head, (x,))
