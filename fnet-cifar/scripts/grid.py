@@ -76,7 +76,7 @@ def main() -> None:
     p.add_argument("--fmnist-share", type=float, default=0.7, help="share of the budget for Fashion-MNIST when fitting")
     p.add_argument("--compile-check", action=argparse.BooleanOptionalAction, default=True,
                    help="afterwards, if time is left, time one torch.compile'd run of 'head' (in a subprocess)")
-    p.add_argument("--compile-reserve-s", type=float, default=75, help="budget kept back for the compile check")
+    p.add_argument("--compile-reserve-s", type=float, default=60, help="budget kept back for the compile check")
     p.add_argument("--device", default="auto")
     p.add_argument("--out-dir", default=str(train.EXP_ROOT / "runs"))
     p.add_argument("--quick", action="store_true", help="tiny synthetic-only grid for a CPU smoke test")
@@ -126,11 +126,11 @@ def main() -> None:
                     failed.append(f"{d}/{v}/seed{seed}: {type(e).__name__}: {e}")
                     print("FAILED", failed[-1], file=sys.stderr)
 
-    # ---- where torch.compile helps: one compiled run of "head" (3 epochs), if time is left ----
+    # ---- where torch.compile helps: one compiled run of "head" (2 epochs), if time is left ----
     left = args.budget_s - (time.perf_counter() - t_start)
     if args.compile_check and not args.quick and left > 60:
         d = datasets[0]
-        cfg = run_config(base, d, "head", 0, 3, out_dir / "_compile", False)
+        cfg = run_config(base, d, "head", 0, 2, out_dir / "_compile", False)
         argv = [f"--{k.replace('_', '-')}={v}" for k, v in dataclasses.asdict(cfg).items() if not isinstance(v, bool)]
         argv += ["--compile", "--no-progress", "--variant=head-compiled"]  # full epochs: recompiles for the last batch count
         try:

@@ -50,7 +50,7 @@ class Config:
     dataset: str = _f("fashion-mnist", "fashion-mnist | cifar100 | cifar100-coarse | synthetic")
     data_dir: str = _f(str(EXP_ROOT / "data"), "folder holding cifar-100-python/ or fashion-mnist/")
     input_channels: int = _f(0, "0 = the data's; 3 on a gray set replicates it (the seed's stem hard-codes 3)")
-    synthetic_train: int = _f(20000, "synthetic set: training images")
+    synthetic_train: int = _f(10000, "synthetic set: training images")
     synthetic_test: int = _f(5000, "synthetic set: test images")
     synthetic_noise: float = _f(2.0, "synthetic set: white-noise std (class grating amplitude is 0.5-1)")
     synthetic_size: int = _f(32, "synthetic set: image side")
