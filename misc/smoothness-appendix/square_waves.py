@@ -241,7 +241,7 @@ def readme_table(results: dict, summary: dict) -> str:
     sens = results["sensitivity"]
 
     def cell(table, key, i):
-        return f"{table[key][i]:.5f}" if key in table else "-"
+        return f"{table[key][i]:.2e}" if key in table else "-"
 
     rows = ["| K sines | ours | ours, 5 dp | paper | match | 1024 points | 4096 points | no clip/normalise |",
             "|---:|---:|---:|---:|:---:|---:|---:|---:|"]
@@ -249,7 +249,7 @@ def readme_table(results: dict, summary: dict) -> str:
         rows.append(f"| {p['num_sines']} | {p['smoothness']:.3e} | {p['rounded_5dp']:.5f} | "
                     f"{p['paper']:.5f} | {'yes' if p['matches_paper'] else 'NO'} | "
                     f"{cell(sens, 'num_points=1024', i)} | {cell(sens, 'num_points=4096', i)} | "
-                    f"{sens['no clip, no normalisation'][i]:.4f} |")
+                    f"{sens['no clip, no normalisation'][i]:.3f} |")
     first_drop = results["l1_decreases_at"][0] if results["l1_decreases_at"] else None
     prov = summary["provenance"]
     rows += ["", f"L2 monotone in K = 1..{results['sweep']['num_sines'][-1]}: {results['l2_monotone']}. "
