@@ -110,8 +110,9 @@ def env_info() -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=HERE,
-                                    capture_output=True, text=True).stdout.strip())
+        # uncommitted changes to this folder's code (its own outputs do not count) or to the head
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "*.py", "../../fourier_head.py"],
+                                    cwd=HERE, capture_output=True, text=True).stdout.strip())
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown", None
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
