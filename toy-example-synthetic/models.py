@@ -234,8 +234,7 @@ class Ensemble(nn.Module):
         if kind == "linear":
             return out
         if kind == "fourier":
-            pmf = self.fourier_template.pmf_from_params(out)
-            return torch.log(pmf + self.fourier_template.const_inverse_softmax)
+            return self.fourier_template.log_pmf_from_params(out)
         if kind == "gmm":
             stds = F.softplus(self.gmm_log_stds)[:, None, :].expand_as(torch.tanh(out))
             dens = gmm_pdf(torch.tanh(out), stds, self.centers.expand(out.shape[0], out.shape[1], -1),
