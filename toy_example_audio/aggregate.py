@@ -25,7 +25,7 @@ METRICS = ("accuracy", "precision", "recall", "f1", "mse_class", "mse_bpm", "nll
 MAIN_SETTING = "standard-bin5"
 
 
-def collect(root: Path, skip=("quick",)) -> list[dict]:
+def collect(root: Path, skip=("quick", "pilot")) -> list[dict]:
     """Every finished run under `root` (metrics.json present), with its setting and config."""
     runs = []
     for path in sorted(root.rglob("metrics.json")):
@@ -166,6 +166,95 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+# The paper's claims (v1 §2.3 and Figure 2; ../shared/spec/paper.md §2(b)), shown beside ours.
+PAPER = {"f1_gain_percent": 118, "best_num_frequencies": 1, "fig2_smoothness_linear": 0.0675,
+         "fig2_smoothness_fourier2": 0.0319}
+
+
+def paper_table(summaries: dict, example: dict) -> str:
+    """Paper's claims vs each of our settings (best Fourier head by mean F1)."""
+    header = "| | paper (pretrained AST, SynTheory, 2 epochs) |"
+    rule = "|---|---|"
+    cells = {"gain": [f"+{PAPER['f1_gain_percent']}%"], "best": [str(PAPER["best_num_frequencies"])],
+             "mse": ["not reported"],
+             "smooth": [f"{PAPER['fig2_smoothness_linear']} / {PAPER['fig2_smoothness_fourier2']} (one clip)"]}
+    for name, summary in summaries.items():
+        if not summary["comparison_vs_linear"]:
+            continue
+        s = summary["setting"]
+        header += f" ours: {s['split']} split, {s['epochs']} epochs |"
+        rule += "---|"
+        best = max((r for r in summary["rows"] if r["head"] == "fourier"), key=lambda r: r["f1"]["mean"])
+        comp = next(c for c in summary["comparison_vs_linear"] if c["num_frequencies"] == best["num_frequencies"])
+        lin = next(r for r in summary["rows"] if r["head"] == "linear")
+        f2 = next((r for r in summary["rows"] if r["head"] == "fourier" and r["num_frequencies"] == 2), None)
+        cells["gain"].append(f"{comp['f1']['relative_percent']:+.1f}%")
+        cells["best"].append(str(best["num_frequencies"]))
+        cells["mse"].append(f"{comp['mse_bpm']['relative_percent']:+.1f}%")
+        smooth = f"{lin['smoothness']['mean']:.4f} / {f2['smoothness']['mean']:.4f} (test mean)" if f2 else "—"
+        if name == next(iter(summaries)):
+            h = {(x["head"], x["num_frequencies"]): x["smoothness"] for x in example["heads"]}
+            if ("linear", 0) in h and ("fourier", 2) in h:
+                smooth += f"; {h[('linear', 0)]:.4f} / {h[('fourier', 2)]:.4f} (Figure 2 clip)"
+        cells["smooth"].append(smooth)
+    labels = {"gain": "macro-F1 change, best Fourier head vs linear", "best": "best N (by F1)",
+              "mse": "MSE (BPM²) change of that head", "smooth": "smoothness, linear / Fourier N=2"}
+    return "\n".join([header, rule] + [f"| {labels[k]} | " + " | ".join(v) + " |" for k, v in cells.items()])
+
+
+def headline(summary: dict) -> str:
+    """One generated sentence: the best Fourier head vs linear on F1 and MSE (BPM)."""
+    rows = {(r["head"], r["num_frequencies"]): r for r in summary["rows"]}
+    if ("linear", 0) not in rows or not summary["comparison_vs_linear"]:
+        return ""
+    best = max((r for r in summary["rows"] if r["head"] == "fourier"), key=lambda r: r["f1"]["mean"])
+    comp = next(c for c in summary["comparison_vs_linear"] if c["num_frequencies"] == best["num_frequencies"])
+    lin = rows[("linear", 0)]
+    p = lambda x: "n/a" if x is None else f"{x:.2g}"  # noqa: E731
+    return (f"Best Fourier head: N = {best['num_frequencies']}, macro F1 {best['f1']['mean']:.3f} ± "
+            f"{best['f1']['std']:.3f} vs linear {lin['f1']['mean']:.3f} ± {lin['f1']['std']:.3f} "
+            f"({comp['f1']['relative_percent']:+.1f}%, Welch p = {p(comp['f1']['welch_p'])}); MSE "
+            f"{best['mse_bpm']['mean']:.2f} vs {lin['mse_bpm']['mean']:.2f} BPM² "
+            f"({comp['mse_bpm']['relative_percent']:+.1f}%, p = {p(comp['mse_bpm']['welch_p'])}); "
+            f"{best['n_seeds']} vs {lin['n_seeds']} seeds. Sweep wall time "
+            f"{summary['provenance']['wall_seconds']} s ({', '.join(summary['provenance']['gpu'])}).")
+
+
+def data_block(results: Path) -> str:
+    """Generation time and librosa's tempo agreement, from results/dataset.json and tempo_check.json."""
+    lines = []
+    if (results / "dataset.json").exists():
+        d = json.loads((results / "dataset.json").read_text())
+        m = d["dataset_manifest"]
+        lines.append(f"- Generation: {m['num_clips']} clips rendered in {m['build_seconds']} s "
+                     f"({m['workers']} worker processes, {m['cpu_count']}-core CPU); with the log-mel features "
+                     f"{d['call_seconds']} s in all; features file {d['features_mib']} MiB.")
+    if (results / "tempo_check.json").exists():
+        t = json.loads((results / "tempo_check.json").read_text())
+        lines.append(f"- librosa {t['librosa']} `feature.tempo` on {t['n']} random clips: "
+                     f"{100 * t['exact_rate']:.1f}% within {100 * t['tolerance']:.0f}% of the labelled BPM, "
+                     f"{100 * t['octave_tolerant_rate']:.1f}% allowing x1/3, x1/2, x2, x3 (octave errors).")
+    return "\n".join(lines)
+
+
+def pilot_table(root: Path) -> list[dict]:
+    """One row per pilot variant (scripts/pilot.sh): what it changed and its seed-0 metrics."""
+    base = vars(_default_config())
+    rows = []
+    for r in collect(root):
+        changed = {k: v for k, v in r["config"].items()
+                   if k not in ("out_dir", "data_dir", "device", "eval_every", "renderer") and base.get(k) != v}
+        rows.append({"variant": r["setting"].split("/")[0], "changed": changed,
+                     **{m: round(r["metrics"]["final"][m], 4) for m in ("accuracy", "f1", "mse_bpm", "smoothness")},
+                     "train_seconds": r["metrics"]["train_seconds"]})
+    return rows
+
+
+def _default_config():
+    import train  # a sibling script: importable by name when aggregate.py runs as a script
+    return train.Config()
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=Path, default=HERE / "runs")
@@ -174,21 +263,23 @@ def main(argv=None) -> None:
                     help="test-set position of the Figure 2 clip (the reference plotted sample 499)")
     ap.add_argument("--example-seed", type=int, default=0)
     ap.add_argument("--update-readme", action="store_true", help="rewrite the generated tables in README.md")
+    ap.add_argument("--pilot", type=Path, default=None, help="also tabulate scripts/pilot.sh's runs from here")
     args = ap.parse_args(argv)
 
-    skip = () if "quick" in args.runs.parts else ("quick",)
+    skip = tuple(s for s in ("quick", "pilot") if s not in args.runs.parts)
     runs = collect(args.runs, skip)
     if not runs:
         raise SystemExit(f"error: no finished runs (metrics.json) under {args.runs}")
     args.results.mkdir(parents=True, exist_ok=True)
     settings = sorted({r["setting"] for r in runs}, key=lambda s: (s != MAIN_SETTING, s))
-    tables = {}
+    tables, summaries = {}, {}
     for setting in settings:
         rs = [r for r in runs if r["setting"] == setting]
         summary = summarise(rs, args.runs, setting)
         name = "summary.json" if setting == settings[0] else f"summary_{setting.replace('/', '_')}.json"
         (args.results / name).write_text(json.dumps(summary, indent=2))
-        tables[setting] = markdown_table(summary)
+        tables[setting] = markdown_table(summary) + "\n\n" + headline(summary)
+        summaries[setting] = summary
         if setting == settings[0]:
             (args.results / "example_pmfs.json").write_text(
                 json.dumps(example_pmfs(rs, args.example_position, args.example_seed)))
@@ -200,7 +291,11 @@ def main(argv=None) -> None:
             head, n = head_key(r["config"])
             w.writerow([r["setting"], head, n, r["config"]["seed"], r["config"]["epochs"],
                         r["metrics"]["train_seconds"], *[f"{r['metrics']['final'][m]:.6g}" for m in METRICS]])
-    text = "\n\n".join(f"**{s}**\n\n{t}" for s, t in tables.items())
+    if args.pilot:
+        (args.results / "pilot.json").write_text(json.dumps(pilot_table(args.pilot), indent=2))
+    example = json.loads((args.results / "example_pmfs.json").read_text())
+    blocks = [data_block(args.results), paper_table(summaries, example)]
+    text = "\n\n".join([b for b in blocks if b] + [f"**{s}**\n\n{t}" for s, t in tables.items()])
     (args.results / "table.md").write_text(text + "\n")
     print(text)
     if args.update_readme:

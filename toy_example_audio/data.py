@@ -516,6 +516,8 @@ def main(argv=None) -> None:
     ap.add_argument("--check-tempo", type=int, default=0, metavar="N",
                     help="run librosa's tempo estimate on N random clips and print the agreement")
     ap.add_argument("--check-out", type=Path, default=None, help="write the tempo check here (json)")
+    ap.add_argument("--record", type=Path, default=None,
+                    help="write the dataset and feature manifests and this call's wall time here (json)")
     args = ap.parse_args(argv)
 
     p = DatasetParams(renderer=resolve_renderer(args.renderer), seed=args.seed)
@@ -525,7 +527,15 @@ def main(argv=None) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     print(f"dataset  {folder}  ({manifest['num_clips']} clips, built in {manifest['build_seconds']} s "
           f"with {manifest['workers']} workers on {manifest['cpu_count']} cores)")
-    print(f"features {features}  ({features.stat().st_size / 2**20:.1f} MiB); this call {time.time() - start:.1f} s")
+    seconds = time.time() - start
+    print(f"features {features}  ({features.stat().st_size / 2**20:.1f} MiB); this call {seconds:.1f} s")
+    if args.record:
+        args.record.parent.mkdir(parents=True, exist_ok=True)
+        args.record.write_text(json.dumps({
+            "call_seconds": round(seconds, 1), "note": "includes rendering only if no valid cache existed",
+            "dataset_manifest": manifest, "features_file": features.name,
+            "features_mib": round(features.stat().st_size / 2**20, 1),
+            "features_manifest": json.loads(features.with_suffix(".json").read_text())}, indent=2))
     if args.check_tempo:
         result = check_tempo(folder, args.check_tempo)
         print(f"librosa tempo on {result['n']} clips: {100 * result['exact_rate']:.1f}% within 4% of the label, "

@@ -1,0 +1,41 @@
+"""CPU smoke run of the whole chain on a tiny generated set: sweep.py --quick -> aggregate.py -> plot.py,
+each as a subprocess, as a user would run them."""
+
+import json
+import subprocess
+import sys
+
+
+def run(folder, script, *args, cwd):
+    result = subprocess.run([sys.executable, str(folder / script), *args], cwd=cwd, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, f"{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def test_quick_chain(folder, tmp_path):
+    runs, results, figures = tmp_path / "runs", tmp_path / "results", tmp_path / "figures"
+    common = ["--quick", "--data-dir", str(tmp_path / "data"), "--out-dir", str(runs)]
+    out = run(folder, "sweep.py", *common, "--seeds", "0,1", "--num-frequencies-grid", "2", cwd=tmp_path)
+    assert "4 runs, 0 already done, 4 to go" in out
+    run_dir = runs / "standard-bin5" / "fourier-f2-g1e-06" / "seed0"
+    for name in ("config.json", "env.json", "metrics.json", "predictions.npz"):
+        assert (run_dir / name).exists(), name
+    assert json.loads((run_dir / "config.json").read_text())["seed"] == 0
+    history = json.loads((run_dir / "metrics.json").read_text())["history"]
+    assert history[-1]["train/reg"] > 0  # the Fourier regulariser was part of the loss
+
+    assert "0 to go" in run(folder, "sweep.py", *common, "--seeds", "0,1", "--num-frequencies-grid", "2", cwd=tmp_path)
+
+    run(folder, "aggregate.py", "--runs", str(runs), "--results", str(results), cwd=tmp_path)
+    summary = json.loads((results / "summary.json").read_text())
+    assert {(r["head"], r["num_frequencies"], r["n_seeds"]) for r in summary["rows"]} == {("linear", 0, 2), ("fourier", 2, 2)}
+    for row in summary["rows"]:
+        for m in ("accuracy", "f1", "mse_bpm", "smoothness"):
+            assert set(row[m]) == {"mean", "std"}
+    assert set(summary["provenance"]) >= {"gpu", "torch", "commit", "wall_seconds"}
+    assert summary["provenance"]["wall_seconds"] > 0
+
+    run(folder, "plot.py", "--results", str(results), "--figures", str(figures), cwd=tmp_path)
+    assert (figures / "fig2_pmfs.png").stat().st_size > 10_000
+    assert (figures / "metrics_vs_frequencies.png").stat().st_size > 10_000
