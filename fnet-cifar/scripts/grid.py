@@ -77,6 +77,7 @@ def main() -> None:
     p.add_argument("--compile-check", action=argparse.BooleanOptionalAction, default=True,
                    help="afterwards, if time is left, time one torch.compile'd run of 'head' (in a subprocess)")
     p.add_argument("--compile-reserve-s", type=float, default=60, help="budget kept back for the compile check")
+    p.add_argument("--compile", action="store_true", help="torch.compile every run (pays off for long runs)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out-dir", default=str(train.EXP_ROOT / "runs"))
     p.add_argument("--quick", action="store_true", help="tiny synthetic-only grid for a CPU smoke test")
@@ -85,7 +86,7 @@ def main() -> None:
     t_start = time.perf_counter()
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    base = train.Config(device=args.device, progress=False)  # one line per run instead of bars
+    base = train.Config(device=args.device, compile=args.compile, progress=False)  # one line per run, no bars
     datasets = ["synthetic"] if args.quick else args.datasets
     epochs = {"fashion-mnist": args.epochs_fmnist, "synthetic": args.epochs_synthetic}
     epochs = {d: (1 if args.quick else 0) if e is None else e for d, e in epochs.items()}

@@ -198,6 +198,8 @@ def main(cfg: Config) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2))
     amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)  # noqa: E731
+    if cfg.compile:
+        torch._dynamo.reset()  # a grid compiles many models in one process: don't hit the recompile limit
     forward = torch.compile(model) if cfg.compile else model
 
     out.mkdir(parents=True, exist_ok=True)
