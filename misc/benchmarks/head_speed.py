@@ -113,7 +113,7 @@ def readme_table(data: dict) -> str:
     """Markdown table of a head_speed.json (for the root README)."""
     p = data["provenance"]
     ratio = lambda a, b: f"{a / b:.2f}×" if a and b else "–"
-    num = lambda v, fmt: format(v, fmt) if v is not None else "OOM"
+    num = lambda v, fmt: "OOM" if v is None else format(v, ".2f" if fmt == ".0f" and v < 10 else fmt)
     lines = [f"Forward+backward (cross-entropy) of the head alone on {p['gpu']}, torch {p['torch']}, commit "
              f"`{str(p['commit'])[:7]}`, {p['date'][:10]}; {p['timing']}. \"naive\" = the published algorithm "
              "(grouped conv1d autocorrelation + dense (batch, m, N) PDF), written from the math.", "",
