@@ -43,8 +43,9 @@ choice is made per shape (`pmf_method="auto"`). Neither path builds the (batch, 
 tensor nor the grouped convolution of the reference. The autocorrelation (for the regulariser and
 `fourier_coefficients`) is one zero-padded FFT, computed only when asked for.
 
-The backward pass is written by hand (`_LogPMF`): it recomputes E a rather than storing it, so the
-head keeps about as much memory alive as a linear head of the same output size. With TF32 matmuls
+The backward pass is written by hand (`_LogPMF`): for large shapes it recomputes E a rather than
+storing it, so the head keeps little more memory alive than a linear head of the same output size; for
+small shapes, where kernel launches cost more than memory, it keeps E a. With TF32 matmuls
 enabled (`torch.backends.cuda.matmul.allow_tf32`), the matrix-product path computes in TF32 like the
 rest of the model; the FFT path does not use TF32.
 
@@ -238,9 +239,10 @@ def _bin_values_adjoint(grad_values: torch.Tensor, const: torch.Tensor, n: int, 
 class _LogPMF(torch.autograd.Function):
     """params [Re a, Im a] (B, 2n) -> log(|Ea|^2 / sum_bins |Ea|^2 + eps) (B, m).
 
-    The backward recomputes E a (one matmul or FFT) instead of keeping it, so besides the small params
-    the only saved tensors are the output, which a cross-entropy keeps alive anyway, and the row sums:
-    peak memory stays close to a linear head's. Not twice differentiable.
+    For large shapes the backward recomputes E a (one matmul or FFT) instead of keeping it, so besides
+    the small params the only saved tensors are the output, which a cross-entropy keeps alive anyway,
+    and the row sums: peak memory stays close to a linear head's. Small shapes keep E a (fewer
+    launches). Not twice differentiable.
     """
 
     # below this many elements E a is kept for the backward (launches cost more than memory there)
