@@ -6,7 +6,7 @@ this trains a small AST-style encoder (log-mel patches -> transformer -> CLS) fr
 locally rendered dataset of data.py. Head: linear, or Fourier_Head with N frequencies and gamma=1e-6,
 whose regulariser IS added to the loss (the reference's Trainer dropped it).
 
-    python train.py --head fourier --num-frequencies 2 --seed 0        # one run (GPU: ~10 s)
+    python train.py --head fourier --num-frequencies 2 --seed 0        # one run (GPU: under a minute)
     python train.py --quick                                          # tiny CPU run (seconds)
 
 Writes runs/<split>-bin<k>/<head>[-f<N>-g<gamma>]/seed<k>/{config,env,metrics}.json and
