@@ -20,5 +20,9 @@ if [ ! -f "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
   fi
   "$VENV/bin/python" -m pip install -q -e "$ROOT[$EXTRAS]"
+  if [[ ",$EXTRAS," == *",audio,"* ]]; then
+    # the SoundFont renderer; its declared pyaudio dependency is unused and needs PortAudio headers
+    "$VENV/bin/python" -m pip install -q --no-deps tinysoundfont
+  fi
   touch "$stamp"
 fi
