@@ -1,8 +1,8 @@
 """Fourier features and spectral bias through the neural tangent kernel, and the same view of a
 linear head vs a Fourier head over bins.
 
-    python misc/fourier-features/ntk.py                # CPU sizes (MLP width 256): ~1 min, 2-core CPU
-    python misc/fourier-features/ntk.py --seed-sizes   # the seed's MLP width 1024 (~3.2M parameters)
+    python misc/fourier-features/ntk.py                # CPU sizes (MLP width 256): ~20-30 s, 2-core CPU
+    python misc/fourier-features/ntk.py --seed-sizes   # the seed's MLP width 1024 (~3.2M parameters): ~4-5 min
     python misc/fourier-features/ntk.py --quick        # smoke run into runs/quick/
 
 Part 1 (the Fourier-features seed, after Tancik et al. 2020): a scalar input x is encoded as

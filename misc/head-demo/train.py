@@ -1,6 +1,6 @@
 """The project-page demo: an unconditional Fourier head learns 1-D densities as N grows.
 
-    python misc/head-demo/train.py            # all three targets, N = 1..64, 10k steps: ~8 min, 2-core CPU
+    python misc/head-demo/train.py            # all three targets, N = 1..64, 10k steps: ~5 min, 2-core CPU
     python misc/head-demo/train.py --quick    # smoke run (N = 1..4, 100 steps) into runs/quick/
     python misc/head-demo/plot_demo.py        # only redraw figures + GIF from results/
 

@@ -1,6 +1,6 @@
 """Empirical check of the Fourier-head scaling law (paper §3.2, Theorem 3.3).
 
-    python misc/scaling-law/scaling_law.py            # ~30 s on a 2-core CPU
+    python misc/scaling-law/scaling_law.py            # ~10-20 s on a 2-core CPU
     python misc/scaling-law/scaling_law.py --quick    # smoke run into runs/quick/
 
 Theorem 3.3 (part 2): if a density's Fourier coefficients decay like 1/k^t (t >= 2), its N-frequency
