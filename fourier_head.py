@@ -242,7 +242,8 @@ class _LogPMF(torch.autograd.Function):
     For large shapes the backward recomputes E a (one matmul or FFT) instead of keeping it, so besides
     the small params the only saved tensors are the output, which a cross-entropy keeps alive anyway,
     and the row sums: peak memory stays close to a linear head's. Small shapes keep E a (fewer
-    launches). Not twice differentiable.
+    launches). Not twice differentiable, and not usable under `torch.func` transforms (vmap, jacrev):
+    for those, compute `torch.log(head.pmf_from_params(params) + eps)`, which is plain autograd.
     """
 
     # below this many elements E a is kept for the backward (launches cost more than memory there)
