@@ -140,7 +140,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here")
     parser.add_argument("--commit", default="unknown", help="git commit of the code measured")
-    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=50, help="timed calls per head per round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds over the heads")
     parser.add_argument("--quick", action="store_true", help="tiny shapes (CPU smoke test)")
     parser.add_argument("--gamma", type=float, default=0.0, help="regulariser weight for both Fourier heads")
     parser.add_argument("--readme", type=Path, default=None,
@@ -165,15 +166,24 @@ def main():
             "fourier_matmul": Fourier_Head(d, m, n, regularizion_gamma=args.gamma, pmf_method="matmul"),
             "naive": NaiveFourierHead(d, m, n, gamma=args.gamma),
         }
-        for key, model in models.items():
-            model = model.to(device)
-            repeats = max(3, args.repeats // 10) if key == "naive" else args.repeats
-            ms, peak = measure(model, x, y, device, repeats)
-            row[f"{key}_ms"] = None if ms is None else round(ms, 4)
-            if key in ("linear", "fourier", "naive"):
-                row[f"{key}_peak_mib"] = None if peak is None else round(peak, 2)
-            del model
-        row["fourier_method"] = models["fourier"].pmf_method
+        method = models["fourier"].pmf_method
+        models = {key: model.to(device) for key, model in models.items()}
+        # Interleaved rounds: each head is timed once per round, and the reported time is the median
+        # of its round medians, so slow drifts of the machine (clocks, CPU load) hit all heads alike.
+        times = {key: [] for key in models}
+        for round_ in range(args.rounds):
+            for key, model in models.items():
+                if key == "naive" and round_ > 0:
+                    continue  # tens of ms per call and no launch-bound noise: one round suffices
+                repeats = max(3, args.repeats // 10) if key == "naive" else args.repeats
+                ms, peak = measure(model, x, y, device, repeats)
+                times[key].append(ms)
+                if round_ == 0 and key in ("linear", "fourier", "naive"):
+                    row[f"{key}_peak_mib"] = None if peak is None else round(peak, 2)
+        for key, values in times.items():
+            row[f"{key}_ms"] = None if None in values else round(statistics.median(values), 4)
+        del models
+        row["fourier_method"] = method
         rows.append(row)
         print(json.dumps(row), flush=True)
 
@@ -183,8 +193,8 @@ def main():
         "commit": args.commit,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "gamma": args.gamma,
-        "timing": f"median of {args.repeats} fwd+bwd (cross-entropy) after 3 warm-ups, CUDA events; "
-                  "naive: median of max(3, repeats/10)",
+        "timing": f"median over {args.rounds} interleaved rounds of the median of {args.repeats} fwd+bwd "
+                  "(cross-entropy) after 3 warm-ups, CUDA events; naive: one round of max(3, repeats/10)",
     }
     header = f"{'shape':<22}{'batch':>6}{'linear':>9}{'fourier':>9}{'naive':>10}{'x lin':>7}{'x naive':>9}"
     print(header)
