@@ -124,6 +124,14 @@ def readme_table(data: dict) -> str:
                      f"{num(r['fourier_ms'], '.3f')} | {num(r['naive_ms'], '.2f')} | {ratio(r['fourier_ms'], r['linear_ms'])} | "
                      f"{ratio(r['naive_ms'], r['fourier_ms'])} | {num(r['linear_peak_mib'], '.0f')} | "
                      f"{num(r['fourier_peak_mib'], '.0f')} | {num(r['naive_peak_mib'], '.0f')} |")
+    if data.get("end_to_end"):
+        e = data.get("end_to_end_provenance", p)
+        lines += ["", f"Whole training steps of this repository's models (`end_to_end.py`, {e['gpu']}, commit "
+                  f"`{str(e['commit'])[:7]}`; {e['timing']}):", "",
+                  "| model | setting | linear step ms | Fourier step ms | Fourier / linear |", "|---|---|---|---|---|"]
+        for r in data["end_to_end"]:
+            lines.append(f"| {r['model']} | {r['setting']} | {r['linear_step_ms']:.3f} | {r['fourier_step_ms']:.3f} | "
+                         f"{r['fourier_step_ms'] / r['linear_step_ms']:.2f}× |")
     return "\n".join(lines) + "\n"
 
 
