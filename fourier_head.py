@@ -64,6 +64,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
+import warnings
 from typing import Optional
 
 import torch
@@ -236,6 +238,204 @@ def _bin_values_adjoint(grad_values: torch.Tensor, const: torch.Tensor, n: int, 
     return torch.cat([g.real, g.imag], dim=-1)
 
 
+# -- optional fused kernels (Triton) --------------------------------------------------------------
+# Everything between E a and the output (|Ea|^2, the row sum, log(pmf + eps)) and, in the backward,
+# between the output gradient and d loss / d(E a), is elementwise work plus one row reduction. Eager
+# PyTorch spends one kernel launch and one pass over a (B, m) tensor on each of some ten steps; on a
+# GPU with Triton each direction is one kernel that reads E a once and writes its result once.
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # CPU-only installs: the eager path is used, with the same numbers
+    triton = None
+
+FUSED_MAX_BINS = 1 << 14  # one row is reduced inside one program; larger m uses the eager path
+_fused_state = {"enabled": True}
+
+
+def _values_layout(values: torch.Tensor, m: int):
+    """(real view, row stride, column stride, offset of the imaginary part) of E a's storage."""
+    if values.is_complex():  # (B, m) complex: interleaved re, im
+        return torch.view_as_real(values), 2 * m, 2, 1
+    return values, 2 * m, 1, m  # (B, 2m) real: [Re | Im]
+
+
+def _use_fused(params: torch.Tensor, m: int) -> bool:
+    if triton is None or not _fused_state["enabled"] or params.dtype != torch.float32 or m > FUSED_MAX_BINS:
+        return False
+    # TRITON_INTERPRET=1 runs the kernels on CPU tensors (slowly): that is how the tests check them.
+    return params.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _disable_fused(error: Exception) -> None:
+    """Graceful fallback: a kernel that fails to compile or launch switches to the eager path for good."""
+    _fused_state["enabled"] = False
+    warnings.warn(f"fourier_head: fused Triton kernels disabled, using the eager path ({error!r})")
+
+
+def _launch_shape(rows: int, m: int):
+    block = triton.next_power_of_2(m)
+    per_program = max(1, min(64, 4096 // block))  # several short rows per program
+    return (triton.cdiv(rows, per_program),), per_program, block, (4 if block <= 2048 else 8 if block <= 8192 else 16)
+
+
+if triton is not None:
+    @triton.jit
+    def _log_pmf_fwd_kernel(values, out, total, rows, m, v_row, v_col, v_im, eps,
+                            ROWS: tl.constexpr, BLOCK: tl.constexpr):
+        r = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+        i = tl.arange(0, BLOCK)
+        row_ok = r < rows
+        mask = row_ok[:, None] & (i < m)[None, :]
+        r64 = r.to(tl.int64)[:, None]
+        v = values + r64 * v_row + i[None, :] * v_col
+        re = tl.load(v, mask=mask, other=0.0)
+        im = tl.load(v + v_im, mask=mask, other=0.0)
+        power = re * re + im * im
+        tot = tl.sum(power, axis=1)
+        tot_safe = tl.where(row_ok, tot, 1.0)
+        y = tl.log(power / tot_safe[:, None] + eps)
+        tl.store(out + r64 * m + i[None, :], y, mask=mask)
+        tl.store(total + r, tot, mask=row_ok)
+
+    @triton.jit
+    def _log_pmf_bwd_kernel(grad_out, values, grad_values, total, rows, m, v_row, v_col, v_im, eps,
+                            ROWS: tl.constexpr, BLOCK: tl.constexpr):
+        r = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+        i = tl.arange(0, BLOCK)
+        row_ok = r < rows
+        mask = row_ok[:, None] & (i < m)[None, :]
+        r64 = r.to(tl.int64)[:, None]
+        offset = r64 * v_row + i[None, :] * v_col
+        re = tl.load(values + offset, mask=mask, other=0.0)
+        im = tl.load(values + offset + v_im, mask=mask, other=0.0)
+        g = tl.load(grad_out + r64 * m + i[None, :], mask=mask, other=0.0)
+        tot = tl.load(total + r, mask=row_ok, other=1.0)
+        pmf = (re * re + im * im) / tot[:, None]
+        grad_pmf = g / (pmf + eps)
+        dot = tl.sum(pmf * grad_pmf, axis=1)
+        scale = 2.0 * (grad_pmf - dot[:, None]) / tot[:, None]  # d loss / d |Ea|^2, times 2
+        tl.store(grad_values + offset, re * scale, mask=mask)
+        tl.store(grad_values + offset + v_im, im * scale, mask=mask)
+
+
+    @triton.jit
+    def _penalty_kernel(params, grad, penalty, n, scale, NP: tl.constexpr):
+        # One row: c_k = sum_j a_{j+k} conj(a_j), penalty = sum_k w_k |c_k|^2 with w_k = 2 pi^2 k^2, and
+        # its gradient, d/d conj(a_p) = sum_k w_k (conj(c_k) a_{p+k} + c_k a_{p-k}), as (NP, NP) tiles.
+        row = tl.program_id(0).to(tl.int64)
+        base = params + row * 2 * n
+        k = tl.arange(0, NP)
+        j = tl.arange(0, NP)
+        ok = j < n
+        re = tl.load(base + j, mask=ok, other=0.0)
+        im = tl.load(base + n + j, mask=ok, other=0.0)
+        shift = k[:, None] + j[None, :]                      # a_{j+k} at [k, j]
+        s_ok = shift < n
+        s_re = tl.load(base + shift, mask=s_ok, other=0.0)
+        s_im = tl.load(base + n + shift, mask=s_ok, other=0.0)
+        c_re = tl.sum(s_re * re[None, :] + s_im * im[None, :], axis=1)
+        c_im = tl.sum(s_im * re[None, :] - s_re * im[None, :], axis=1)
+        w = 2.0 * 3.141592653589793 * 3.141592653589793 * (k * k).to(tl.float32)
+        tl.store(penalty + row, scale * tl.sum(w * (c_re * c_re + c_im * c_im), axis=0))
+        u_re = w * c_re
+        u_im = w * c_im
+        p = tl.arange(0, NP)
+        up = p[:, None] + k[None, :]                         # a_{p+k} at [p, k]
+        up_ok = up < n
+        dn = p[:, None] - k[None, :]                         # a_{p-k} at [p, k]
+        dn_ok = (dn >= 0) & (p[:, None] < n)
+        a1_re = tl.load(base + up, mask=up_ok, other=0.0)
+        a1_im = tl.load(base + n + up, mask=up_ok, other=0.0)
+        a2_re = tl.load(base + dn, mask=dn_ok, other=0.0)
+        a2_im = tl.load(base + n + dn, mask=dn_ok, other=0.0)
+        ur = u_re[None, :]
+        ui = u_im[None, :]
+        # conj(u) a1 + u a2
+        g_re = tl.sum(ur * a1_re + ui * a1_im + ur * a2_re - ui * a2_im, axis=1)
+        g_im = tl.sum(ur * a1_im - ui * a1_re + ur * a2_im + ui * a2_re, axis=1)
+        out = grad + row * 2 * n
+        tl.store(out + p, 2.0 * scale * g_re, mask=p < n)
+        tl.store(out + n + p, 2.0 * scale * g_im, mask=p < n)
+
+
+def _fused_log_pmf(values: torch.Tensor, out: torch.Tensor, total: torch.Tensor, m: int, eps: float) -> None:
+    """out (B, m) = log(|Ea|^2 / total + eps), total (B,) = row sums of |Ea|^2, from E a (`_bin_values`)."""
+    real, v_row, v_col, v_im = _values_layout(values, m)
+    grid, per_program, block, warps = _launch_shape(out.shape[0], m)
+    _log_pmf_fwd_kernel[grid](real, out, total, out.shape[0], m, v_row, v_col, v_im, eps,
+                              ROWS=per_program, BLOCK=block, num_warps=warps)
+
+
+FUSED_MAX_PENALTY_COEFFS = 64  # the fused regulariser builds (N+1)^2 tiles per row
+
+
+class _FusedPenalty(torch.autograd.Function):
+    """The reference regulariser gamma * 2 * mean_rows sum_k 2 pi^2 k^2 |c_k|^2 from params [Re a, Im a]
+    (B, 2n), as one kernel for small n that also writes the gradient, so the backward is one multiply."""
+
+    @staticmethod
+    def forward(ctx, params, gamma: float):
+        rows, n = params.shape[0], params.shape[1] // 2
+        grad = torch.empty_like(params)
+        penalty = params.new_empty(rows)
+        _penalty_kernel[(rows,)](params, grad, penalty, n, 2.0 * gamma / rows,
+                                 NP=max(16, triton.next_power_of_2(n)), num_warps=4)
+        ctx.save_for_backward(grad)
+        return penalty.sum()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_loss, None
+
+
+def _regularizer(params: torch.Tensor, gamma: float, normalized: bool) -> torch.Tensor:
+    """The head's `loss_regularization` from params [Re a, Im a] (B, 2n)."""
+    n = params.shape[-1] // 2
+    if (not normalized and n <= FUSED_MAX_PENALTY_COEFFS and params.shape[0] > 0
+            and _use_fused(params, 0)):
+        try:
+            return _FusedPenalty.apply(params, gamma)
+        except Exception as error:  # noqa: BLE001
+            _disable_fused(error)
+    return _regularization_loss(autocorrelate(_as_complex(params)), gamma, normalized)
+
+
+def _grad_values_eager(grad_out, values, total, m, eps):
+    """What `_log_pmf_bwd_kernel` computes, in eager PyTorch (its fallback)."""
+    parts = torch.view_as_real(values) if values.is_complex() else values.view(-1, 2, m).transpose(1, 2)
+    pmf = parts.square().sum(dim=-1) / total[:, None]
+    grad_pmf = grad_out / (pmf + eps)
+    scale = (grad_pmf - (pmf * grad_pmf).sum(dim=-1, keepdim=True)) * (2 / total[:, None])
+    if values.is_complex():
+        return values * scale
+    return (values.view(-1, 2, m) * scale[:, None, :]).view(-1, 2 * m)
+
+
+def _fused_grad_values(grad_out: torch.Tensor, values: torch.Tensor, total: torch.Tensor, m: int,
+                       eps: float, into: torch.Tensor) -> torch.Tensor:
+    """d loss / d(E a) in the layout of `values`, written into `into` (may be `values` itself)."""
+    real, v_row, v_col, v_im = _values_layout(values, m)
+    into_real = _values_layout(into, m)[0]
+    grid, per_program, block, warps = _launch_shape(grad_out.shape[0], m)
+    try:
+        _log_pmf_bwd_kernel[grid](grad_out, real, into_real, total, grad_out.shape[0], m, v_row, v_col, v_im,
+                                  eps, ROWS=per_program, BLOCK=block, num_warps=warps)
+    except Exception as error:  # noqa: BLE001
+        _disable_fused(error)
+        into.copy_(_grad_values_eager(grad_out, values, total, m, eps))
+    return into
+
+
+def _row_chunks(rows: int, m: int, limit: int):
+    """Row ranges whose E a holds at most `limit` real numbers (at least one row each)."""
+    step = max(1, limit // (2 * m))
+    return [(start, min(rows, start + step)) for start in range(0, rows, step)]
+
+
 class _LogPMF(torch.autograd.Function):
     """params [Re a, Im a] (B, 2n) -> log(|Ea|^2 / sum_bins |Ea|^2 + eps) (B, m).
 
@@ -244,25 +444,54 @@ class _LogPMF(torch.autograd.Function):
     and the row sums: peak memory stays close to a linear head's. Small shapes keep E a (fewer
     launches). Not twice differentiable, and not usable under `torch.func` transforms (vmap, jacrev):
     for those, compute `torch.log(head.pmf_from_params(params) + eps)`, which is plain autograd.
+
+    With Triton on a GPU (float32, m <= FUSED_MAX_BINS) the elementwise work runs as one fused kernel
+    per direction, and large batches are processed in row chunks of at most CHUNK_VALUES numbers of
+    E a, so that the only (B, m) tensors alive are the output and its gradient.
     """
 
     # below this many elements E a is kept for the backward (launches cost more than memory there)
     KEEP_VALUES = 1 << 20
+    CHUNK_VALUES = 1 << 22
 
     @staticmethod
     def forward(ctx, params, const, m: int, eps: float):
-        values = _bin_values(params, const, m, "fft" if const.shape[-1] == 2 else "matmul")
+        method = "fft" if const.shape[-1] == 2 else "matmul"
+        ctx.m, ctx.eps, ctx.method = m, eps, method
+        ctx.fused = _use_fused(params, m)
+        if ctx.fused:
+            try:
+                return _LogPMF._forward_fused(ctx, params, const, m, eps, method)
+            except Exception as error:  # noqa: BLE001 - any compile/launch failure falls back
+                _disable_fused(error)
+                ctx.fused = False
+        values = _bin_values(params, const, m, method)
         keep = values.numel() <= _LogPMF.KEEP_VALUES
         power = _squared_modulus(values.clone() if keep and not values.is_complex() else values, m)
         total = power.sum(dim=-1, keepdim=True)
         out = power.div_(total).add_(eps).log_()
         ctx.save_for_backward(params, const, out, total, values if keep else None)
-        ctx.m, ctx.eps = m, eps
+        return out
+
+    @staticmethod
+    def _forward_fused(ctx, params, const, m, eps, method):
+        rows = params.shape[0]
+        out = params.new_empty(rows, m)
+        total = params.new_empty(rows)
+        keep = rows * 2 * m <= _LogPMF.KEEP_VALUES
+        values = None
+        for start, stop in _row_chunks(rows, m, _LogPMF.CHUNK_VALUES):
+            values = _bin_values(params[start:stop], const, m, method)
+            _fused_log_pmf(values, out[start:stop], total[start:stop], m, eps)
+        # The fused backward recomputes the pmf from E a, so the output itself is not saved.
+        ctx.save_for_backward(params, const, total, values if keep else None)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
+        if ctx.fused:
+            return _LogPMF._backward_fused(ctx, grad_out)
         params, const, out, total, values = ctx.saved_tensors
         m, eps = ctx.m, ctx.eps
         # In place where possible: at Chronos shapes every (B, m) temporary is tens of MB.
@@ -273,13 +502,28 @@ class _LogPMF(torch.autograd.Function):
         grad_power.sub_(dot).div_(total).mul_(2)               # 2 d loss / d |Ea|^2
         kept = values is not None
         if not kept:  # recompute E a rather than having kept it
-            values = _bin_values(params, const, m, "fft" if const.shape[-1] == 2 else "matmul")
+            values = _bin_values(params, const, m, ctx.method)
         if values.is_complex():
             grad_values = values * grad_power if kept else values.mul_(grad_power)
         else:
             grad_values = (values.view(-1, 2, m) * grad_power[:, None, :]).view(-1, 2 * m)
         del grad_power
         return _bin_values_adjoint(grad_values, const, params.shape[-1] // 2, m), None, None, None
+
+    @staticmethod
+    def _backward_fused(ctx, grad_out):
+        params, const, total, kept = ctx.saved_tensors
+        m, eps, n = ctx.m, ctx.eps, params.shape[-1] // 2
+        grad_out = grad_out.contiguous()
+        if kept is not None:  # one chunk, E a kept from the forward
+            grad_values = _fused_grad_values(grad_out, kept, total, m, eps, torch.empty_like(kept))
+            return _bin_values_adjoint(grad_values, const, n, m), None, None, None
+        grad_params = torch.empty_like(params)
+        for start, stop in _row_chunks(params.shape[0], m, _LogPMF.CHUNK_VALUES):
+            values = _bin_values(params[start:stop], const, m, ctx.method)
+            grad_values = _fused_grad_values(grad_out[start:stop], values, total[start:stop], m, eps, values)
+            grad_params[start:stop] = _bin_values_adjoint(grad_values, const, n, m)
+        return grad_params, None, None, None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -431,9 +675,8 @@ class Fourier_Head(_AutocorrelationParams):
             params = self._linear_params(x)
             out = _LogPMF.apply(params, self._constant(params.dtype), self.dim_output, self.const_inverse_softmax)
             if self.regularizion_gamma != 0:
-                c = autocorrelate(_as_complex(params))
-                self.loss_regularization = _regularization_loss(
-                    c, self.regularizion_gamma, self.regularization == "normalized")
+                self.loss_regularization = _regularizer(
+                    params, self.regularizion_gamma, self.regularization == "normalized")
             else:
                 self.loss_regularization = self._zero
         return out.reshape(*x.shape[:-1], self.dim_output)

@@ -1,0 +1,105 @@
+"""The fused (Triton) path of `fourier_head.py` against its eager path: same numbers, graceful fallback.
+
+On a CPU the kernels run under Triton's interpreter (TRITON_INTERPRET=1) in a subprocess, when Triton
+is installed; on a CUDA machine they are compiled and compared directly. Without Triton only the
+fallback is tested (the eager path is what runs there).
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import fourier_head
+from fourier_head import Fourier_Head
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+
+# (m, N, rows, pmf_method, gamma): the benchmark's kinds of shape, small enough for the interpreter
+CASES = [
+    (50, 12, 70, "matmul", 0.0),     # toy
+    (18, 8, 40, "matmul", 1e-6),     # decision transformer, with the fused regulariser
+    (18, 14, 40, "matmul", 1e-2),
+    (512, 64, 16, "matmul", 0.0),    # chronos-64-like
+    (512, 64, 16, "fft", 1e-6),
+    (1024, 550, 6, "fft", 1e-6),     # chronos-550-like (eager regulariser: N+1 > 64)
+    (300, 700, 5, "fft", 0.0),       # N + 1 > m: aliased frequencies
+]
+
+
+def compare(device: str, chunked: bool) -> list[str]:
+    """Run every case fused and eager on `device`; return a description of each mismatch."""
+    failures = []
+    saved = fourier_head._LogPMF.KEEP_VALUES, fourier_head._LogPMF.CHUNK_VALUES
+    for m, n, rows, method, gamma in CASES:
+        if chunked:  # recompute E a in the backward, in chunks of 3 rows
+            fourier_head._LogPMF.KEEP_VALUES, fourier_head._LogPMF.CHUNK_VALUES = 0, 6 * m
+        torch.manual_seed(m + n)
+        head = Fourier_Head(32, m, n, regularizion_gamma=gamma, pmf_method=method,
+                            init_denominator_weight=1).to(device)
+        x = torch.randn(rows, 32, device=device)
+        grad_out = torch.randn(rows, m, device=device)
+        results = []
+        for fused in (True, False):
+            fourier_head._fused_state["enabled"] = fused
+            xg = x.clone().requires_grad_(True)
+            head.zero_grad()
+            out = head(xg)
+            loss = (out * grad_out).sum() + head.loss_regularization
+            loss.backward()
+            results.append((out.detach(), head.loss_regularization.detach(), xg.grad,
+                            head.fc_extract_autocorrelation_params.weight.grad.clone()))
+        fourier_head._fused_state["enabled"] = True
+        for name, a, b in zip(("output", "regulariser", "grad x", "grad weight"), *results):
+            err = ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+            if err > 1e-5:
+                failures.append(f"m={m} N={n} {method} gamma={gamma} chunked={chunked}: {name} rel err {err:.2e}")
+    fourier_head._LogPMF.KEEP_VALUES, fourier_head._LogPMF.CHUNK_VALUES = saved
+    return failures
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or not HAS_TRITON, reason="needs CUDA and Triton")
+@pytest.mark.parametrize("chunked", [False, True])
+def test_fused_equals_eager_on_gpu(chunked):
+    assert fourier_head._use_fused(torch.zeros(1, device="cuda"), 16)
+    assert compare("cuda", chunked) == []
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="needs Triton (its interpreter runs the kernels on a CPU)")
+def test_fused_equals_eager_in_triton_interpreter():
+    script = ("import sys, fourier_head, torch; sys.path.insert(0, 'tests'); import test_fused as t; "
+              "assert fourier_head._use_fused(torch.zeros(1), 16); "
+              "bad = t.compare('cpu', False) + t.compare('cpu', True); print(*bad, sep='\\n'); sys.exit(len(bad) > 0)")
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_failing_kernel_falls_back_to_eager(monkeypatch):
+    """A kernel that cannot compile or launch gives a warning and the eager numbers, not an error."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(fourier_head, "_use_fused", lambda params, m: True)
+    monkeypatch.setattr(fourier_head, "_fused_log_pmf", broken)
+    monkeypatch.setitem(fourier_head._fused_state, "enabled", True)
+    head = Fourier_Head(8, 20, 5)
+    x = torch.randn(4, 8)
+    with pytest.warns(UserWarning, match="fused Triton kernels disabled"):
+        out = head(x)
+    assert fourier_head._fused_state["enabled"] is False
+    monkeypatch.setattr(fourier_head, "_use_fused", lambda params, m: False)
+    torch.testing.assert_close(out, head(x))
+
+
+def test_plain_cpu_tensors_use_the_eager_path():
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        pytest.skip("the interpreter runs the kernels on CPU tensors on purpose")
+    assert not fourier_head._use_fused(torch.zeros(1), 16)
+    assert not fourier_head._use_fused(torch.zeros(1, dtype=torch.float64), 16)
