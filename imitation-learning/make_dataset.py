@@ -1,0 +1,209 @@
+"""Build the offline dataset by replaying the learning agent's policy snapshots (or a random policy).
+
+    python make_dataset.py --game Seaquest                 # 500k train + 50k test transitions (GPU: ~1-2 min)
+    python make_dataset.py --quick                         # random policy, a few thousand steps (tests)
+
+DQN-replay is the experience of a DQN agent while it learned. Here the learning agent is the sequence
+of PPO policies saved by agent.py: snapshot k contributes 1/K of each split, acting with its own
+exploration (sampling from its policy, plus epsilon-uniform actions). Train and test use different env
+seeds and sampling seeds. Everything is seeded: the same snapshots, software and device type give
+the same dataset (the manifest keeps a hash of the actions and rewards to check it).
+
+Which episodes are kept: for each snapshot, episodes are taken in order of their start until the
+snapshot's share is reached; episodes already running then are played to their end (never cut,
+so no bias towards short episodes).
+
+Output, data/<game>/<split>/ (uint8 frames, one per transition: no stacked duplicates):
+  frames.npy (N, 84, 84) uint8  newest frame of each state; the state of step t stacks the frames
+                                of steps t-3..t of its episode, zeros before the episode's start
+  actions.npy (N,) uint8        ALE action ids (converted to the joystick order when loaded)
+  rewards.npy (N,) float32      unclipped
+  episode_starts.npy (E+1,)     offsets of the episodes into the transitions
+  episode_policy.npy (E,)       index of the snapshot that played it (-1: random policy)
+plus data/<game>/manifest.json (agent, frames, returns of the data, throughput, hashes).
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import atari
+from common import environment, parse_dataclass, pick_device
+
+HERE = Path(__file__).resolve().parent
+SPLIT_SEEDS = {"train": 10_000, "test": 20_000}  # env seed bases: train and test never share a seed
+
+
+@dataclass
+class Config:
+    game: str = "Seaquest"
+    policy: str = "snapshots"       # snapshots | random
+    snapshots_dir: str = ""         # default snapshots/<game>
+    train_steps: int = 500_000
+    test_steps: int = 50_000
+    epsilon: float = 0.01           # uniform-random action probability on top of the policy's sampling
+    num_envs: int = 32
+    num_threads: int = 0
+    seed: int = 0
+    out_dir: str = ""               # default data/<game>
+    device: str = "auto"
+    quick: bool = False
+
+
+QUICK = dict(policy="random", train_steps=3000, test_steps=600, num_envs=4, num_threads=2)
+
+
+def parse_config(argv=None) -> Config:
+    cfg, parser = parse_dataclass(Config, argv, __doc__, QUICK)
+    if cfg.game not in atari.GAMES:
+        parser.error(f"unknown game {cfg.game!r}; choose from {', '.join(atari.GAMES)}")
+    if cfg.policy not in ("snapshots", "random"):
+        parser.error("--policy must be snapshots or random")
+    cfg.snapshots_dir = cfg.snapshots_dir or str(HERE / "snapshots" / cfg.game)
+    cfg.out_dir = cfg.out_dir or str(HERE / ("runs/quick/data" if cfg.quick else "data") / cfg.game)
+    return cfg
+
+
+def collect(envs, num_envs, target, act, env_seed):
+    """Play until `target` transitions of whole episodes, taken in order of episode start.
+
+    act(obs uint8 (n,4,84,84)) -> ALE actions (n,). Returns a list of episodes (frames, actions, rewards).
+    """
+    obs, _ = envs.reset(seed=env_seed)
+    current = [dict(frames=[], actions=[], rewards=[], start=0, accepted=True) for _ in range(num_envs)]
+    done, step, accepting = [], 0, True
+    while True:
+        if accepting and sum(len(e[0]) for e in done) + sum(len(c["actions"]) for c in current if c["accepted"]) >= target:
+            accepting = False  # episodes starting from now on are played but not kept
+        if not accepting and not any(c["accepted"] for c in current):
+            break
+        actions = act(obs)
+        for i, c in enumerate(current):
+            c["frames"].append(obs[i, -1].copy())
+        obs, reward, term, trunc, _ = envs.step(actions)
+        step += 1
+        for i, c in enumerate(current):
+            c["actions"].append(actions[i])
+            c["rewards"].append(reward[i])
+            if term[i] or trunc[i]:
+                if c["accepted"]:
+                    done.append((np.stack(c["frames"]), np.array(c["actions"], np.uint8),
+                                 np.array(c["rewards"], np.float32), c["start"], i))
+                current[i] = dict(frames=[], actions=[], rewards=[], start=step, accepted=accepting)
+            elif not c["accepted"]:  # frames of unkept episodes are not stored
+                c["frames"].clear(); c["actions"].clear(); c["rewards"].clear()
+    done.sort(key=lambda e: (e[3], e[4]))
+    kept, total = [], 0
+    for e in done:
+        if total >= target:
+            break
+        kept.append(e[:3])
+        total += len(e[1])
+    return kept
+
+
+def make_policy(cfg, snapshot_path, device, rng):
+    if snapshot_path is None:
+        return lambda obs: rng.integers(0, atari.NUM_ACTIONS, len(obs)), {}
+    from agent import load_snapshot
+    model, meta = load_snapshot(snapshot_path, device)
+
+    def act(obs):
+        with torch.no_grad():
+            logits, _ = model(torch.as_tensor(obs, device=device))
+        probs = torch.softmax(logits.double(), -1).cpu().numpy()
+        # sampling on the CPU with a seeded numpy generator: the GPU only computes the probabilities
+        u = rng.random(len(obs))
+        a = (probs.cumsum(-1) < u[:, None]).sum(-1).clip(0, atari.NUM_ACTIONS - 1)
+        explore = rng.random(len(obs)) < cfg.epsilon
+        return np.where(explore, rng.integers(0, atari.NUM_ACTIONS, len(obs)), a)
+    return act, meta
+
+
+def write_split(path: Path, episodes, policy_ids):
+    path.mkdir(parents=True, exist_ok=True)
+    lengths = np.array([len(a) for _, a, _ in episodes])
+    np.save(path / "frames.npy", np.concatenate([f for f, _, _ in episodes]))
+    np.save(path / "actions.npy", np.concatenate([a for _, a, _ in episodes]))
+    np.save(path / "rewards.npy", np.concatenate([r for _, _, r in episodes]))
+    np.save(path / "episode_starts.npy", np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+    np.save(path / "episode_policy.npy", np.array(policy_ids, dtype=np.int64))
+
+
+def describe_returns(returns) -> dict:
+    r = np.asarray(returns, dtype=np.float64)
+    q = np.quantile(r, [0.1, 0.25, 0.5, 0.75, 0.9]) if len(r) else [np.nan] * 5
+    return {"episodes": int(len(r)), "mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()),
+            "max": float(r.max()), **{f"q{int(p * 100)}": float(v) for p, v in zip([0.1, 0.25, 0.5, 0.75, 0.9], q)}}
+
+
+def sha256_file(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def main(argv=None):
+    cfg = parse_config(argv)
+    device = pick_device(cfg.device)
+    # exact float32 convolutions: the probabilities (and so the sampled actions) do not depend on tf32
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    if cfg.policy == "snapshots":
+        snaps = sorted(Path(cfg.snapshots_dir).glob("policy_*.pt"))
+        if not snaps:
+            raise SystemExit(f"no policy_*.pt in {cfg.snapshots_dir}: run agent.py first or use --policy random")
+    else:
+        snaps = [None]
+    out = Path(cfg.out_dir)
+    envs = atari.make_vector_env(cfg.game, cfg.num_envs, cfg.num_threads)
+    manifest = {"config": asdict(cfg), "env": environment(device), "splits": {}, "policies": []}
+    t_all = time.time()
+    for split, target in (("train", cfg.train_steps), ("test", cfg.test_steps)):
+        episodes, policy_ids, per_policy, t0 = [], [], [], time.time()
+        share = -(-target // len(snaps))
+        for k, snap in enumerate(tqdm(snaps, desc=f"{split} split", disable=None)):
+            rng = np.random.default_rng([cfg.seed, SPLIT_SEEDS[split], k])
+            act, meta = make_policy(cfg, snap, device, rng)
+            eps = collect(envs, cfg.num_envs, share, act, SPLIT_SEEDS[split] + 100 * k + cfg.seed)
+            episodes += eps
+            policy_ids += [k if snap is not None else -1] * len(eps)
+            rets = [float(r.sum()) for _, _, r in eps]
+            per_policy.append({"policy": k, "file": snap.name if snap else "random", "transitions": int(sum(len(a) for _, a, _ in eps)),
+                               **{key: meta[key] for key in ("agent_steps", "frames", "mean_return_last50") if key in meta},
+                               "returns": describe_returns(rets)})
+        seconds = time.time() - t0
+        write_split(out / split, episodes, policy_ids)
+        n = int(sum(len(a) for _, a, _ in episodes))
+        h = hashlib.sha256()
+        for _, a, r in episodes:
+            h.update(a.tobytes()); h.update(r.tobytes())
+        manifest["splits"][split] = {
+            "transitions": n, "env_seed_base": SPLIT_SEEDS[split] + cfg.seed, "seconds": round(seconds, 1),
+            "agent_steps_per_second": round(n / seconds, 1),  # kept steps; unkept overflow steps not counted
+            "returns": describe_returns([float(r.sum()) for _, _, r in episodes]),
+            "episode_lengths": describe_returns([len(a) for _, a, _ in episodes]),
+            "per_policy": per_policy, "sha256_actions_rewards": h.hexdigest()}
+        print(f"{split}: {n} transitions, {len(episodes)} episodes in {seconds:.0f} s; returns "
+              f"mean {manifest['splits'][split]['returns']['mean']:.0f} max {manifest['splits'][split]['returns']['max']:.0f}")
+    envs.close()
+    manifest["policies"] = [{"file": s.name, "sha256": sha256_file(s)} for s in snaps if s is not None]
+    manifest["wall_seconds"] = round(time.time() - t_all, 1)
+    if cfg.policy == "snapshots":
+        agent_json = Path(cfg.snapshots_dir) / "agent.json"
+        if agent_json.exists():
+            a = json.loads(agent_json.read_text())
+            manifest["agent"] = {"algorithm": "PPO (clipped, GAE), Nature-CNN actor-critic", "config": a["config"],
+                                 "agent_steps_this_run": a["agent_steps_this_run"], "wall_seconds": a["wall_seconds"],
+                                 "env": a["env"]}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+if __name__ == "__main__":
+    main()

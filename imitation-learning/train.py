@@ -1,0 +1,286 @@
+"""Train one Decision Transformer (linear or Fourier head) on the offline dataset; evaluate online after
+every epoch. Paper v1 §5 / Table 2.
+
+    python train.py --head fourier --num-frequencies 14 --seed 123           # the paper's setting (GPU)
+    python train.py --quick                                                  # tiny CPU smoke run
+    torchrun --nproc-per-node 4 train.py --head linear --seed 123           # several GPUs (DDP)
+
+Training as the reference: AdamW 6e-4, betas (0.9, 0.95), weight decay 0.1 on matmul weights, gradient
+clip 1.0, linear warmup over 512*20 tokens then cosine decay to 10% at 2 * epoch_samples * 90 tokens,
+batch 128, 5 epochs of `epoch_samples` windows (default: one per transition, as the reference). The
+Fourier regulariser (gamma = 1e-6) IS added to the loss (the reference computed it and dropped it).
+After each epoch: cross-entropy on test windows, then `eval_episodes` online episodes with the game's
+target return; the next-action PMFs of every rollout step give the smoothness.
+
+Writes runs/<game>/<head>/seed<k>/: config.json, env.json, history.json (after every epoch),
+pmf_trace_epoch<e>.npz, ckpt.pt (every `ckpt_every` steps and every epoch; a rerun resumes from it)
+and metrics.json last (its presence marks the run finished; a rerun then exits at once).
+"""
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+import atari
+from common import environment, parse_dataclass, pick_device
+from dataset import WindowDataset
+from fourier_head import smoothness
+from model import DTConfig, build_model, num_params
+from rollout import play
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Config:
+    game: str = "Seaquest"
+    head: str = "linear"              # linear | fourier
+    num_frequencies: int = 0          # Fourier head's N
+    gamma: float = 1e-6
+    seed: int = 123
+    epochs: int = 5
+    epoch_samples: int = 0            # windows per epoch; 0: one per transition (the reference)
+    batch_size: int = 128             # global (split over DDP ranks)
+    lr: float = 6e-4
+    beta1: float = 0.9
+    beta2: float = 0.95
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    warmup_tokens: int = 512 * 20
+    context: int = 30
+    n_layer: int = 6
+    n_head: int = 8
+    n_embd: int = 128
+    dropout: float = 0.1
+    eval_episodes: int = 10
+    target_return: float = 0.0        # 0: the game's (Seaquest 1150)
+    temperature: float = 1.0
+    eval_max_steps: int = 0           # 0: until every episode ends (the env caps them at 108k frames)
+    eval_threads: int = 2
+    test_windows: int = 4096          # test windows for the held-out cross-entropy
+    amp: bool = True                  # bf16 autocast on a GPU (the Fourier head runs in float32 regardless)
+    ckpt_every: int = 500             # steps
+    max_seconds: float = 0.0          # stop cleanly (checkpoint) after this wall time; 0: no limit
+    data_dir: str = ""                # default data/<game>
+    out_dir: str = ""                 # default runs/<game>/<head>/seed<k>
+    device: str = "auto"
+    quick: bool = False
+
+
+QUICK = dict(epochs=1, epoch_samples=64, batch_size=16, n_layer=1, n_head=2, n_embd=32, context=8,
+             eval_episodes=1, eval_max_steps=40, test_windows=32, ckpt_every=2, amp=False)
+
+
+def head_name(cfg) -> str:
+    return "linear" if cfg.head == "linear" else f"fourier{cfg.num_frequencies}"
+
+
+def parse_config(argv=None) -> Config:
+    cfg, parser = parse_dataclass(Config, argv, __doc__, QUICK)
+    if cfg.game not in atari.GAMES:
+        parser.error(f"unknown game {cfg.game!r}; choose from {', '.join(atari.GAMES)}")
+    if cfg.head not in ("linear", "fourier") or (cfg.head == "fourier") != (cfg.num_frequencies > 0):
+        parser.error("--head linear (no --num-frequencies) or --head fourier --num-frequencies N (N >= 1)")
+    root = HERE / "runs" / ("quick" if cfg.quick else "")
+    cfg.data_dir = cfg.data_dir or str(root / "data" / cfg.game)
+    cfg.out_dir = cfg.out_dir or str(root / cfg.game / head_name(cfg) / f"seed{cfg.seed}")
+    cfg.target_return = cfg.target_return or atari.GAMES[cfg.game]["target_return"]
+    return cfg
+
+
+def lr_multiplier(cfg, tokens: int, final_tokens: int) -> float:
+    """The reference schedule: linear warmup, then cosine down to 10% (floor) at final_tokens."""
+    if tokens < cfg.warmup_tokens:
+        return tokens / max(1, cfg.warmup_tokens)
+    progress = (tokens - cfg.warmup_tokens) / max(1, final_tokens - cfg.warmup_tokens)
+    return max(0.1, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def test_metrics(model, data: WindowDataset, ids: torch.Tensor, amp: bool) -> dict:
+    model.eval()
+    losses, correct, count = [], 0, 0
+    for s in range(0, len(ids), 256):
+        states, actions, rtg, ts = data.batch(ids[s:s + 256])
+        with torch.autocast(device_type=states.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(states, actions, rtg, ts).float()
+        losses.append(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), actions.reshape(-1),
+                                                        reduction="sum").item())
+        correct += (logits.argmax(-1) == actions).sum().item()
+        count += actions.numel()
+    model.train()
+    return {"test_loss": sum(losses) / count, "test_accuracy": correct / count}
+
+
+def main(argv=None):
+    cfg = parse_config(argv)
+    out = Path(cfg.out_dir)
+    if (out / "metrics.json").exists():
+        print(f"{out} is finished (metrics.json exists)")
+        return
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank, world = 0, 1
+    if ddp:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        device = torch.device(f"cuda:{int(os.environ['LOCAL_RANK'])}") if torch.cuda.is_available() else torch.device("cpu")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+    else:
+        device = pick_device(cfg.device)
+    if cfg.batch_size % world:
+        raise SystemExit(f"--batch-size {cfg.batch_size} is not divisible by the {world} processes")
+    torch.set_num_threads(2 if device.type == "cuda" else max(1, torch.get_num_threads()))
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(cfg.seed)
+    amp = cfg.amp and device.type == "cuda"
+    t_start = time.time()
+
+    train_data = WindowDataset(Path(cfg.data_dir) / "train", cfg.context, device)
+    test_data = WindowDataset(Path(cfg.data_dir) / "test", cfg.context, device)
+    model = build_model(DTConfig(context=cfg.context, n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
+                                 dropout=cfg.dropout, max_timestep=train_data.max_timestep, head=cfg.head,
+                                 num_frequencies=cfg.num_frequencies, gamma=cfg.gamma)).to(device)
+    raw_model = model
+    optimizer = torch.optim.AdamW(model.optim_groups(cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                                  fused=device.type == "cuda")
+    epoch_samples = cfg.epoch_samples or len(train_data)
+    steps_per_epoch = epoch_samples // cfg.batch_size
+    final_tokens = 2 * epoch_samples * cfg.context * 3
+    g = torch.Generator().manual_seed(cfg.seed)
+    test_ids = torch.randperm(len(test_data), generator=g)[:cfg.test_windows].to(device)
+
+    state = {"epoch": 0, "step": 0, "tokens": 0, "history": [], "train_seconds": 0.0}
+    ckpt = out / "ckpt.pt"
+    if ckpt.exists():
+        blob = torch.load(ckpt, map_location=device, weights_only=False)
+        raw_model.load_state_dict(blob["model"]); optimizer.load_state_dict(blob["optimizer"])
+        state = blob["state"]
+        torch.set_rng_state(blob["rng_cpu"])
+        if device.type == "cuda" and blob.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(blob["rng_cuda"].cpu(), device)
+        if rank == 0:
+            print(f"resuming {out} at epoch {state['epoch']} step {state['step']}")
+    if ddp:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def save_ckpt():
+        state["wall_seconds"] = wall_before + time.time() - t_start
+        if rank == 0:
+            tmp = out / "ckpt.pt.tmp"
+            torch.save({"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
+                        "rng_cpu": torch.get_rng_state(),
+                        "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, tmp)
+            tmp.replace(ckpt)
+
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps({**asdict(cfg), "epoch_samples_resolved": epoch_samples,
+                                                     "steps_per_epoch": steps_per_epoch, "world_size": world,
+                                                     "num_params": num_params(raw_model),
+                                                     "train_transitions": train_data.num_transitions,
+                                                     "train_windows": len(train_data)}, indent=1))
+        manifest = Path(cfg.data_dir) / "manifest.json"
+        (out / "env.json").write_text(json.dumps({**environment(device), "world_size": world,
+                                                  "dataset_manifest": str(manifest)}, indent=1))
+    stopped = False
+    wall_before = state.get("wall_seconds", 0.0)  # earlier processes of this run (resumed)
+    lr = cfg.lr * lr_multiplier(cfg, state["tokens"], final_tokens)
+    per_rank = cfg.batch_size // world
+    while state["epoch"] < cfg.epochs and not stopped:
+        epoch = state["epoch"]
+        perm = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
+        perm = perm[:steps_per_epoch * cfg.batch_size].to(device)
+        model.train()
+        running, n_running, t0 = torch.zeros((), device=device), 0, time.time()
+        bar = tqdm(range(state["step"], steps_per_epoch), desc=f"{head_name(cfg)} seed {cfg.seed} epoch {epoch + 1}",
+                   mininterval=10, disable=None if rank == 0 else True)
+        for step in bar:
+            ids = perm[step * cfg.batch_size + rank * per_rank: step * cfg.batch_size + (rank + 1) * per_rank]
+            states, actions, rtg, ts = train_data.batch(ids)
+            lr = cfg.lr * lr_multiplier(cfg, state["tokens"], final_tokens)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(states, actions, rtg, ts)
+            loss = raw_model.loss(logits, actions)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            running += loss.detach()
+            n_running += 1
+            state["tokens"] += cfg.batch_size * cfg.context
+            state["step"] = step + 1
+            if (step + 1) % 100 == 0 and rank == 0:
+                bar.set_postfix(loss=f"{running.item() / n_running:.3f}", lr=f"{lr:.1e}")
+            if (step + 1) % cfg.ckpt_every == 0 or (cfg.max_seconds and time.time() - t_start > cfg.max_seconds):
+                state["train_seconds"] += time.time() - t0
+                t0 = time.time()
+                save_ckpt()
+                if cfg.max_seconds and time.time() - t_start > cfg.max_seconds:
+                    stopped = True
+                    break
+        if stopped:
+            break
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        state["train_seconds"] += time.time() - t0
+        record = {"epoch": epoch + 1, "train_loss": running.item() / max(1, n_running), "lr": lr,
+                  "tokens": state["tokens"], "train_seconds_cumulative": round(state["train_seconds"], 1)}
+        if rank == 0:
+            record.update(test_metrics(raw_model, test_data, test_ids, amp))
+            t_eval = time.time()
+            res = play(raw_model, cfg.game, cfg.eval_episodes, cfg.target_return, cfg.seed + epoch, device,
+                       cfg.temperature, cfg.eval_max_steps, cfg.eval_threads, amp)
+            s = smoothness(res["pmfs"].double()).numpy()
+            mean_return = float(np.mean(res["returns"]))
+            record.update({"eval_returns": res["returns"], "eval_lengths": res["lengths"], "eval_cut_short": res["cut_short"],
+                           "eval_mean_return": mean_return,
+                           "normalized_return": float(atari.normalized_return(cfg.game, mean_return)),
+                           "smoothness_mean": float(s.mean()), "smoothness_std": float(s.std()),
+                           "smoothness_n": int(len(s)), "smoothness_sum": float(s.sum()),
+                           "eval_seconds": round(time.time() - t_eval, 1), "eval_steps": res["steps"]})
+            np.savez_compressed(out / f"pmf_trace_epoch{epoch + 1}.npz", pmf=res["trace_pmf"].astype(np.float16),
+                                action=res["trace_action"])
+            print(f"epoch {epoch + 1}: train loss {record['train_loss']:.3f} test loss {record['test_loss']:.3f} "
+                  f"return {mean_return:.0f} (normalized {record['normalized_return']:.2f}) "
+                  f"smoothness {record['smoothness_mean']:.3f}", flush=True)
+        state["history"].append(record)
+        state["epoch"], state["step"] = epoch + 1, 0
+        save_ckpt()
+        if rank == 0:
+            (out / "history.json").write_text(json.dumps(state["history"], indent=1))
+        if ddp:
+            dist.barrier()
+
+    if rank == 0 and not stopped:
+        h = state["history"]
+        norm = [r["normalized_return"] for r in h]
+        n_pmfs = sum(r["smoothness_n"] for r in h)
+        metrics = {
+            "game": cfg.game, "head": cfg.head, "num_frequencies": cfg.num_frequencies, "seed": cfg.seed,
+            "normalized_return_final": norm[-1], "normalized_return_best": max(norm),
+            "best_epoch": int(np.argmax(norm)) + 1, "return_final": h[-1]["eval_mean_return"],
+            "return_best": max(r["eval_mean_return"] for r in h),
+            "smoothness": sum(r["smoothness_sum"] for r in h) / n_pmfs,  # over all rollout PMFs of all epochs
+            "smoothness_final": h[-1]["smoothness_mean"], "episodes_per_eval": cfg.eval_episodes,
+            "epochs": cfg.epochs, "epoch_samples": epoch_samples,
+            "train_samples_per_second": round(state["tokens"] / cfg.context / max(1e-9, state["train_seconds"]), 1),
+            "wall_seconds": round(wall_before + time.time() - t_start, 1), "history": h}
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    if ddp:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
