@@ -321,11 +321,11 @@ if triton is not None:
 
 
     @triton.jit
-    def _penalty_kernel(params, grad, penalty, n, scale, NP: tl.constexpr):
+    def _penalty_kernel(coeffs, grad, penalty, n, scale, NP: tl.constexpr):
         # One row: c_k = sum_j a_{j+k} conj(a_j), penalty = sum_k w_k |c_k|^2 with w_k = 2 pi^2 k^2, and
         # its gradient, d/d conj(a_p) = sum_k w_k (conj(c_k) a_{p+k} + c_k a_{p-k}), as (NP, NP) tiles.
         row = tl.program_id(0).to(tl.int64)
-        base = params + row * 2 * n
+        base = coeffs + row * 2 * n
         k = tl.arange(0, NP)
         j = tl.arange(0, NP)
         ok = j < n
@@ -358,6 +358,95 @@ if triton is not None:
         out = grad + row * 2 * n
         tl.store(out + p, 2.0 * scale * g_re, mask=p < n)
         tl.store(out + n + p, 2.0 * scale * g_im, mask=p < n)
+
+    @triton.jit
+    def _small_values(coeffs, basis, r, row_ok, n2, m, R: tl.constexpr, BK: tl.constexpr, BM: tl.constexpr):
+        # E a for R rows by two products with the (2n, 2m) cos/sin basis ([Re | Im] columns), in fp32
+        k = tl.arange(0, BK)
+        i = tl.arange(0, BM)
+        a = tl.load(coeffs + r.to(tl.int64)[:, None] * n2 + k[None, :],
+                    mask=row_ok[:, None] & (k < n2)[None, :], other=0.0)
+        b_mask = (k < n2)[:, None] & (i < m)[None, :]
+        b_re = tl.load(basis + k[:, None] * 2 * m + i[None, :], mask=b_mask, other=0.0)
+        b_im = tl.load(basis + k[:, None] * 2 * m + m + i[None, :], mask=b_mask, other=0.0)
+        re = tl.dot(a, b_re, input_precision="ieee")
+        im = tl.dot(a, b_im, input_precision="ieee")
+        return re, im, b_re, b_im
+
+    @triton.jit
+    def _small_fwd_kernel(coeffs, basis, out, rows, n2, m, eps,
+                          R: tl.constexpr, BK: tl.constexpr, BM: tl.constexpr):
+        r = tl.program_id(0) * R + tl.arange(0, R)
+        row_ok = r < rows
+        i = tl.arange(0, BM)
+        re, im, b_re, b_im = _small_values(coeffs, basis, r, row_ok, n2, m, R, BK, BM)
+        power = re * re + im * im
+        tot = tl.where(row_ok, tl.sum(power, axis=1), 1.0)
+        y = tl.log(power / tot[:, None] + eps)
+        tl.store(out + r.to(tl.int64)[:, None] * m + i[None, :], y, mask=row_ok[:, None] & (i < m)[None, :])
+
+    @triton.jit
+    def _small_bwd_kernel(coeffs, basis, grad_out, grad_coeffs, reg_grad, reg_weight, rows, n2, m, eps,
+                          R: tl.constexpr, BK: tl.constexpr, BM: tl.constexpr, HAS_REG: tl.constexpr):
+        r = tl.program_id(0) * R + tl.arange(0, R)
+        row_ok = r < rows
+        i = tl.arange(0, BM)
+        k = tl.arange(0, BK)
+        re, im, b_re, b_im = _small_values(coeffs, basis, r, row_ok, n2, m, R, BK, BM)
+        power = re * re + im * im
+        tot = tl.where(row_ok, tl.sum(power, axis=1), 1.0)
+        pmf = power / tot[:, None]
+        g = tl.load(grad_out + r.to(tl.int64)[:, None] * m + i[None, :],
+                    mask=row_ok[:, None] & (i < m)[None, :], other=0.0)
+        grad_pmf = g / (pmf + eps)
+        scale = 2.0 * (grad_pmf - tl.sum(pmf * grad_pmf, axis=1)[:, None]) / tot[:, None]
+        grad = (tl.dot(re * scale, tl.trans(b_re), input_precision="ieee")
+                + tl.dot(im * scale, tl.trans(b_im), input_precision="ieee"))
+        offset = r.to(tl.int64)[:, None] * n2 + k[None, :]
+        mask = row_ok[:, None] & (k < n2)[None, :]
+        if HAS_REG:  # the regulariser's gradient, computed in the forward, times d loss / d regulariser
+            grad += tl.load(reg_grad + offset, mask=mask, other=0.0) * tl.load(reg_weight)
+        tl.store(grad_coeffs + offset, grad, mask=mask)
+
+    @triton.jit
+    def _twist_kernel(coeffs, twiddle, b, rows, n, m, R: tl.constexpr, BM: tl.constexpr):
+        # b_i = sum over j = i (mod m) of (-1)^j e^{i pi j/m} a_j: E a is then one inverse DFT of b
+        r = tl.program_id(0) * R + tl.arange(0, R)
+        i = tl.program_id(1) * BM + tl.arange(0, BM)
+        row_ok = (r < rows)[:, None]
+        r64 = r.to(tl.int64)[:, None]
+        acc_re = tl.zeros((R, BM), dtype=tl.float32)
+        acc_im = tl.zeros((R, BM), dtype=tl.float32)
+        for fold in range(0, tl.cdiv(n, m)):
+            j = i + fold * m
+            ok = (i < m) & (j < n)
+            t_re = tl.load(twiddle + 2 * j, mask=ok, other=0.0)[None, :]
+            t_im = tl.load(twiddle + 2 * j + 1, mask=ok, other=0.0)[None, :]
+            a_re = tl.load(coeffs + r64 * 2 * n + j[None, :], mask=row_ok & ok[None, :], other=0.0)
+            a_im = tl.load(coeffs + r64 * 2 * n + n + j[None, :], mask=row_ok & ok[None, :], other=0.0)
+            acc_re += a_re * t_re - a_im * t_im
+            acc_im += a_re * t_im + a_im * t_re
+        out = b + r64 * 2 * m + 2 * i[None, :]
+        mask = row_ok & (i < m)[None, :]
+        tl.store(out, acc_re, mask=mask)
+        tl.store(out + 1, acc_im, mask=mask)
+
+    @triton.jit
+    def _untwist_kernel(spectrum, twiddle, grad_coeffs, rows, n, m, R: tl.constexpr, BN: tl.constexpr):
+        # the adjoint of the twist: d/d a_j = conj(twiddle_j) * spectrum_(j mod m), split into [Re | Im]
+        r = tl.program_id(0) * R + tl.arange(0, R)
+        j = tl.program_id(1) * BN + tl.arange(0, BN)
+        ok = j < n
+        mask = (r < rows)[:, None] & ok[None, :]
+        r64 = r.to(tl.int64)[:, None]
+        src = spectrum + r64 * 2 * m + 2 * (j % m)[None, :]
+        g_re = tl.load(src, mask=mask, other=0.0)
+        g_im = tl.load(src + 1, mask=mask, other=0.0)
+        t_re = tl.load(twiddle + 2 * j, mask=ok, other=0.0)[None, :]
+        t_im = tl.load(twiddle + 2 * j + 1, mask=ok, other=0.0)[None, :]
+        dst = grad_coeffs + r64 * 2 * n + j[None, :]
+        tl.store(dst, g_re * t_re + g_im * t_im, mask=mask)
+        tl.store(dst + n, g_im * t_re - g_re * t_im, mask=mask)
 
 
 def _fused_log_pmf(values: torch.Tensor, out: torch.Tensor, total: torch.Tensor, m: int, eps: float) -> None:
@@ -402,6 +491,82 @@ def _regularizer(params: torch.Tensor, gamma: float, normalized: bool) -> torch.
         except Exception as error:  # noqa: BLE001
             _disable_fused(error)
     return _regularization_loss(autocorrelate(_as_complex(params)), gamma, normalized)
+
+
+# The whole head (linear layer, E a, log pmf and the regulariser) as one autograd node and two kernels,
+# for the small shapes where the time goes to launches: few bins and few frequencies.
+SMALL_ROWS = 32
+
+
+def _small_tiles(n2: int, m: int):
+    """(BK, BM) tile sizes of the small fused path, or None when the shape does not fit it."""
+    bk, bm = max(16, triton.next_power_of_2(n2)), max(16, triton.next_power_of_2(m))
+    return (bk, bm) if bk * bm <= 8192 else None
+
+
+class _SmallHead(torch.autograd.Function):
+    """x (B, d), weight (2n, d), bias (2n,) -> log pmf (B, m) [and the regulariser, if gamma > 0]."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, basis, m: int, eps: float, gamma: float):
+        rows, n2 = x.shape[0], weight.shape[0]
+        coeffs = torch.addmm(bias, x, weight.t())
+        out = x.new_empty(rows, m)
+        bk, bm = _small_tiles(n2, m)
+        grid = (triton.cdiv(rows, SMALL_ROWS),)
+        _small_fwd_kernel[grid](coeffs, basis, out, rows, n2, m, eps, R=SMALL_ROWS, BK=bk, BM=bm, num_warps=4)
+        reg_grad = reg = None
+        if gamma != 0:
+            reg_grad = torch.empty_like(coeffs)
+            penalty = coeffs.new_empty(rows)
+            _penalty_kernel[(rows,)](coeffs, reg_grad, penalty, n2 // 2, 2.0 * gamma / rows,
+                                     NP=max(16, triton.next_power_of_2(n2 // 2)), num_warps=4)
+            reg = penalty.sum()
+        ctx.save_for_backward(x, weight, coeffs, basis, reg_grad)
+        ctx.m, ctx.eps, ctx.tiles = m, eps, (bk, bm)
+        return out if reg is None else (out, reg)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out, grad_reg=None):
+        x, weight, coeffs, basis, reg_grad = ctx.saved_tensors
+        rows, n2 = coeffs.shape
+        grad_coeffs = torch.empty_like(coeffs)
+        has_reg = reg_grad is not None and grad_reg is not None
+        bk, bm = ctx.tiles
+        _small_bwd_kernel[(triton.cdiv(rows, SMALL_ROWS),)](
+            coeffs, basis, grad_out.contiguous(), grad_coeffs, reg_grad if has_reg else coeffs,
+            grad_reg if has_reg else coeffs, rows, n2, ctx.m, ctx.eps,
+            R=SMALL_ROWS, BK=bk, BM=bm, HAS_REG=has_reg, num_warps=4)
+        grad_x = grad_coeffs @ weight if ctx.needs_input_grad[0] else None
+        grad_weight = grad_coeffs.t() @ x if ctx.needs_input_grad[1] else None
+        grad_bias = grad_coeffs.sum(dim=0) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias, None, None, None, None
+
+
+def _fused_bin_values(params: torch.Tensor, const: torch.Tensor, m: int, method: str) -> torch.Tensor:
+    """`_bin_values` with the FFT path's twist (complex, twiddle, pad and fold) as one kernel."""
+    if method == "matmul":
+        return params @ const
+    rows, n = params.shape[0], params.shape[1] // 2
+    b = torch.empty(rows, m, dtype=torch.complex64, device=params.device)
+    block = min(1024, triton.next_power_of_2(m))
+    _twist_kernel[(triton.cdiv(rows, 4), triton.cdiv(m, block))](
+        params, const, torch.view_as_real(b), rows, n, m, R=4, BM=block, num_warps=4)
+    return torch.fft.ifft(b, dim=-1, norm="forward")
+
+
+def _fused_adjoint(grad_values: torch.Tensor, const: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """`_bin_values_adjoint` with the FFT path's untwist as one kernel."""
+    if not grad_values.is_complex():
+        return grad_values @ const.T
+    spectrum = torch.fft.fft(grad_values, dim=-1)
+    rows = spectrum.shape[0]
+    grad = torch.empty(rows, 2 * n, dtype=torch.float32, device=spectrum.device)
+    block = min(1024, triton.next_power_of_2(n))
+    _untwist_kernel[(triton.cdiv(rows, 4), triton.cdiv(n, block))](
+        torch.view_as_real(spectrum), const, grad, rows, n, m, R=4, BN=block, num_warps=4)
+    return grad
 
 
 def _grad_values_eager(grad_out, values, total, m, eps):
@@ -452,7 +617,7 @@ class _LogPMF(torch.autograd.Function):
 
     # below this many elements E a is kept for the backward (launches cost more than memory there)
     KEEP_VALUES = 1 << 20
-    CHUNK_VALUES = 1 << 22
+    CHUNK_VALUES = 1 << 24
 
     @staticmethod
     def forward(ctx, params, const, m: int, eps: float):
@@ -481,7 +646,7 @@ class _LogPMF(torch.autograd.Function):
         keep = rows * 2 * m <= _LogPMF.KEEP_VALUES
         values = None
         for start, stop in _row_chunks(rows, m, _LogPMF.CHUNK_VALUES):
-            values = _bin_values(params[start:stop], const, m, method)
+            values = _fused_bin_values(params[start:stop], const, m, method)
             _fused_log_pmf(values, out[start:stop], total[start:stop], m, eps)
         # The fused backward recomputes the pmf from E a, so the output itself is not saved.
         ctx.save_for_backward(params, const, total, values if keep else None)
@@ -517,12 +682,14 @@ class _LogPMF(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         if kept is not None:  # one chunk, E a kept from the forward
             grad_values = _fused_grad_values(grad_out, kept, total, m, eps, torch.empty_like(kept))
-            return _bin_values_adjoint(grad_values, const, n, m), None, None, None
+            return _fused_adjoint(grad_values, const, n, m), None, None, None
         grad_params = torch.empty_like(params)
         for start, stop in _row_chunks(params.shape[0], m, _LogPMF.CHUNK_VALUES):
-            values = _bin_values(params[start:stop], const, m, ctx.method)
+            values = _fused_bin_values(params[start:stop], const, m, ctx.method)
             grad_values = _fused_grad_values(grad_out[start:stop], values, total[start:stop], m, eps, values)
-            grad_params[start:stop] = _bin_values_adjoint(grad_values, const, n, m)
+            if start == 0 and stop == params.shape[0]:
+                return _fused_adjoint(grad_values, const, n, m), None, None, None
+            grad_params[start:stop] = _fused_adjoint(grad_values, const, n, m)
         return grad_params, None, None, None
 
 
@@ -668,10 +835,39 @@ class Fourier_Head(_AutocorrelationParams):
             out = _LogPMF.apply(flat, self._constant(flat.dtype), self.dim_output, self.const_inverse_softmax)
         return out.reshape(*params.shape[:-1], self.dim_output)
 
+    def _small_fused_ok(self, x: torch.Tensor) -> bool:
+        """Whether the one-node fused path applies: a GPU with Triton, float32, a small matmul shape,
+        and a plain linear layer (hooks or a replaced layer, e.g. LoRA, take the general path)."""
+        fc = self.fc_extract_autocorrelation_params
+        n = self.num_frequencies + 1
+        return (self.pmf_method == "matmul" and type(fc) is nn.Linear and fc.weight.dtype == torch.float32
+                and not (fc._forward_hooks or fc._forward_pre_hooks or nn.modules.module._global_forward_hooks)
+                and (self.regularizion_gamma == 0 or (self.regularization == "reference"
+                                                      and n <= FUSED_MAX_PENALTY_COEFFS))
+                and x.numel() > 0 and _use_fused(fc.weight, self.dim_output)
+                and _small_tiles(2 * n, self.dim_output) is not None)
+
+    def _forward_small(self, x: torch.Tensor) -> torch.Tensor:
+        fc = self.fc_extract_autocorrelation_params
+        flat = x.reshape(-1, x.shape[-1]).to(torch.float32)
+        gamma = self.regularizion_gamma
+        result = _SmallHead.apply(flat, fc.weight, fc.bias, self.pmf_basis, self.dim_output,
+                                  self.const_inverse_softmax, gamma)
+        if gamma != 0:
+            out, self.loss_regularization = result
+        else:
+            out, self.loss_regularization = result, self._zero
+        return out.reshape(*x.shape[:-1], self.dim_output)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """log(pmf + epsilon): (..., dim_input) -> (..., dim_output). Sets `loss_regularization`."""
         _check_input(x, self.dim_input, "Fourier_Head")
         with _float32_region(x):
+            if self._small_fused_ok(x):
+                try:
+                    return self._forward_small(x)
+                except Exception as error:  # noqa: BLE001 - any compile/launch failure falls back
+                    _disable_fused(error)
             params = self._linear_params(x)
             out = _LogPMF.apply(params, self._constant(params.dtype), self.dim_output, self.const_inverse_softmax)
             if self.regularizion_gamma != 0:

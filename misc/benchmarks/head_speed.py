@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+import fourier_head
 from fourier_head import Fourier_Head
 
 SHAPES = [  # name, batch rows, d, m, N
@@ -170,6 +171,7 @@ def main():
         models = {
             "linear": nn.Linear(d, m),
             "fourier": Fourier_Head(d, m, n, regularizion_gamma=args.gamma),
+            "fourier_eager": Fourier_Head(d, m, n, regularizion_gamma=args.gamma),  # fused kernels off
             "fourier_fft": Fourier_Head(d, m, n, regularizion_gamma=args.gamma, pmf_method="fft"),
             "fourier_matmul": Fourier_Head(d, m, n, regularizion_gamma=args.gamma, pmf_method="matmul"),
             "naive": NaiveFourierHead(d, m, n, gamma=args.gamma),
@@ -184,9 +186,11 @@ def main():
                 if key == "naive" and round_ > 0:
                     continue  # tens of ms per call and no launch-bound noise: one round suffices
                 repeats = max(3, args.repeats // 10) if key == "naive" else args.repeats
+                fourier_head._fused_state["enabled"] = key != "fourier_eager"
                 ms, peak = measure(model, x, y, device, repeats)
+                fourier_head._fused_state["enabled"] = True
                 times[key].append(ms)
-                if round_ == 0 and key in ("linear", "fourier", "naive"):
+                if round_ == 0 and key in ("linear", "fourier", "fourier_eager", "naive"):
                     row[f"{key}_peak_mib"] = None if peak is None else round(peak, 2)
         for key, values in times.items():
             row[f"{key}_ms"] = None if None in values else round(statistics.median(values), 4)
@@ -201,6 +205,8 @@ def main():
         "commit": args.commit,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "gamma": args.gamma,
+        "triton": getattr(fourier_head.triton, "__version__", None),
+        "fused": fourier_head._fused_state["enabled"] and fourier_head.triton is not None and device.type == "cuda",
         "timing": f"median over {args.rounds} interleaved rounds of the median of {args.repeats} fwd+bwd "
                   "(cross-entropy) after 3 warm-ups, CUDA events; naive: one round of max(3, repeats/10)",
     }
