@@ -171,6 +171,12 @@ def _regularization_loss(c: torch.Tensor, gamma: float, normalized: bool) -> tor
     return gamma * 2.0 * fourier_penalty(c, normalized).mean()
 
 
+def _plain_linear(fc: nn.Module) -> bool:
+    """An nn.Linear with no hooks: the head may then compute it itself (in float32, or fused)."""
+    return (type(fc) is nn.Linear and not (fc._forward_hooks or fc._forward_pre_hooks)
+            and not (nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks))
+
+
 class _AutocorrelationParams(nn.Module):
     """The shared first step of both heads: x (..., d) -> complex a (B, N+1) in float32/float64."""
 
@@ -186,9 +192,12 @@ class _AutocorrelationParams(nn.Module):
     def _linear_params(self, x: torch.Tensor) -> torch.Tensor:
         """x (..., d) -> [Re a, Im a] (B, 2(N+1)) real, B = prod(leading dims); autocast must be off."""
         fc = self.fc_extract_autocorrelation_params
+        x = x.reshape(-1, x.shape[-1])
+        if not _plain_linear(fc):  # hooks or a replaced layer (e.g. LoRA): call it as it is
+            dtype = _compute_dtype(next(fc.parameters()).dtype)
+            return fc(x.to(dtype)).to(dtype)
         dtype = _compute_dtype(fc.weight.dtype)
-        x = x.reshape(-1, x.shape[-1]).to(dtype)
-        return nn.functional.linear(x, fc.weight.to(dtype), fc.bias.to(dtype))
+        return nn.functional.linear(x.to(dtype), fc.weight.to(dtype), fc.bias.to(dtype))
 
     def _autocorrelation_params(self, x: torch.Tensor) -> torch.Tensor:
         """x (..., d) -> a (B, N+1) complex."""
@@ -840,8 +849,7 @@ class Fourier_Head(_AutocorrelationParams):
         and a plain linear layer (hooks or a replaced layer, e.g. LoRA, take the general path)."""
         fc = self.fc_extract_autocorrelation_params
         n = self.num_frequencies + 1
-        return (self.pmf_method == "matmul" and type(fc) is nn.Linear and fc.weight.dtype == torch.float32
-                and not (fc._forward_hooks or fc._forward_pre_hooks or nn.modules.module._global_forward_hooks)
+        return (self.pmf_method == "matmul" and _plain_linear(fc) and fc.weight.dtype == torch.float32
                 and (self.regularizion_gamma == 0 or (self.regularization == "reference"
                                                       and n <= FUSED_MAX_PENALTY_COEFFS))
                 and x.numel() > 0 and _use_fused(fc.weight, self.dim_output)

@@ -103,3 +103,19 @@ def test_plain_cpu_tensors_use_the_eager_path():
         pytest.skip("the interpreter runs the kernels on CPU tensors on purpose")
     assert not fourier_head._use_fused(torch.zeros(1), 16)
     assert not fourier_head._use_fused(torch.zeros(1, dtype=torch.float64), 16)
+
+
+def test_hooked_linear_layer_takes_the_general_path(monkeypatch):
+    """A forward hook on the head's linear layer (or a replaced layer, as LoRA does) must still run."""
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the one-node fused path bypassed the linear layer's hooks")
+
+    monkeypatch.setattr(fourier_head, "_use_fused", lambda params, m: True)
+    monkeypatch.setattr(fourier_head._SmallHead, "apply", must_not_run)
+    monkeypatch.setattr(fourier_head, "_fused_log_pmf", lambda *a: (_ for _ in ()).throw(RuntimeError("no gpu")))
+    head = Fourier_Head(8, 20, 5)
+    calls = []
+    head.fc_extract_autocorrelation_params.register_forward_hook(lambda *args: calls.append(1))
+    with pytest.warns(UserWarning):  # the params-level kernel is stubbed to fail: eager fallback
+        head(torch.randn(4, 8))
+    assert calls == [1]
