@@ -7,6 +7,11 @@ Models (each exactly as its experiment trains it):
                   Fourier N = 12, gamma = 0 (Table 1's setting)
   audio encoder   toy_example_audio: AST-style spectrogram transformer (0.8 M parameters), 33 classes,
                   batch 64, bf16 autocast, AdamW + clipping; Fourier N = 2, gamma = 1e-6
+  decision transformer   imitation-learning: the Atari DT (6 layers, 128 dims, context 30, conv state
+                  encoder), 18 actions, batch 128, bf16 autocast, AdamW + clipping; Fourier N = 14, gamma = 1e-6
+  chronos T5 mini  time-series-forecasting: T5-efficient-mini encoder-decoder, 4094 value bins, context
+                  512, horizon 64, batch 32, bf16 autocast, fused AdamW + clipping; Fourier N = 550,
+                  gamma = 1e-6 (linear = the tied embedding head)
 A step is zero_grad + forward + loss (+ regulariser) + backward (+ clip) + optimizer step, timed with CUDA
 events; the reported time is the median over interleaved rounds of the median of `--steps` steps.
 """
@@ -29,17 +34,21 @@ from fourier_head import Fourier_Head
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_audio_module():
-    """toy_example_audio/train.py, whose sibling imports need its folder on sys.path."""
-    folder = ROOT / "toy_example_audio"
-    sys.path.insert(0, str(folder))
+def load_module(folder: str, file: str, name: str):
+    """An experiment's module, whose sibling imports need its folder on sys.path."""
+    path = ROOT / folder
+    sys.path.insert(0, str(path))
     try:
-        spec = importlib.util.spec_from_file_location("audio_train", folder / "train.py")
+        spec = importlib.util.spec_from_file_location(name, path / file)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
-        sys.path.remove(str(folder))
+        sys.path.remove(str(path))
     return module
+
+
+def load_audio_module():
+    return load_module("toy_example_audio", "train.py", "audio_train")
 
 
 def toy_setup(head: str, device):
@@ -78,7 +87,50 @@ def audio_setup(head: str, device):
     return step, f"batch {cfg.batch_size}, bf16 autocast, AdamW; Fourier N=2, gamma=1e-6"
 
 
-MODELS = {"toy MLP": toy_setup, "audio encoder": audio_setup}
+def dt_setup(head: str, device, batch: int = 128):
+    dt = load_module("imitation-learning", "model.py", "dt_model")
+    torch.manual_seed(0)
+    cfg = dt.DTConfig(head=head, num_frequencies=14 if head == "fourier" else 0, max_timestep=3000)
+    model = dt.build_model(cfg).to(device)
+    opt = torch.optim.AdamW(model.optim_groups(0.1), lr=6e-4, betas=(0.9, 0.95))
+    t = cfg.context
+    states = torch.randint(0, 256, (batch, t, 4, 84, 84), dtype=torch.uint8, device=device)
+    actions = torch.randint(0, 18, (batch, t), device=device)
+    rtg = torch.rand(batch, t, 1, device=device) * 1000
+    timesteps = torch.randint(0, 2000, (batch, 1, 1), device=device)
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(states, actions, rtg, timesteps)
+        loss = model.loss(logits, actions)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return step, f"batch {batch} x context 30, bf16 autocast, AdamW; Fourier N=14, gamma=1e-6"
+
+
+def chronos_setup(head: str, device, batch: int = 32, context: int = 512, horizon: int = 64):
+    chronos = load_module("time-series-forecasting", "model.py", "chronos_model")
+    torch.manual_seed(0)
+    model = chronos.build_model(chronos.ModelConfig(size="mini", head=head, num_frequencies=550)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=device.type == "cuda")
+    ids = torch.randint(2, 4096, (batch, context), device=device)
+    mask = torch.ones_like(ids)
+    labels = torch.randint(2, 4096, (batch, horizon), device=device)
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss, _ = model.loss(ids, mask, labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return step, f"batch {batch}, context {context}, horizon {horizon}, bf16 autocast, AdamW; Fourier N=550, gamma=1e-6"
+
+
+MODELS = {"toy MLP": toy_setup, "audio encoder": audio_setup, "decision transformer": dt_setup,
+          "chronos T5 mini": chronos_setup}
 
 
 def time_steps(step, device, steps: int) -> float:
@@ -108,10 +160,12 @@ def main():
     parser.add_argument("--commit", default="unknown")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rows = []
-    for name, setup in MODELS.items():
+    for name in args.models:
+        setup = MODELS[name]
         steps = {head: setup(head, device) for head in ("linear", "fourier")}
         times = {head: [] for head in steps}
         for _ in range(args.rounds):
@@ -120,6 +174,7 @@ def main():
         lin, four = statistics.median(times["linear"]), statistics.median(times["fourier"])
         rows.append({"model": name, "setting": steps["fourier"][1], "linear_step_ms": round(lin, 4),
                      "fourier_step_ms": round(four, 4), "ratio": round(four / lin, 3)})
+        del steps
         print(json.dumps(rows[-1]), flush=True)
     provenance = {
         "gpu": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
