@@ -71,6 +71,7 @@ class Config:
     device: str = "auto"
     wandb: bool = False                   # optional; offline unless WANDB_MODE says otherwise
     bench_steps: int = 0                  # >0: time this many steps and exit
+    max_seconds: float = 0.0              # >0: checkpoint and stop (unfinished, resumable) after this long
     quick: bool = False
 
 
@@ -222,6 +223,9 @@ def main(cfg: Config):
         model.load_state_dict(ckpt["model"]); opt.load_state_dict(ckpt["optimizer"]); sched.load_state_dict(ckpt["scheduler"])
         step, wall_before = ckpt["step"], ckpt.get("wall_seconds", 0.0)
         gen.set_state(ckpt["data_rng"][rank].cpu())
+        torch.set_rng_state(ckpt["torch_rng"].cpu())  # dropout
+        if ckpt.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(ckpt["cuda_rng"].cpu(), device)
         if rank == 0:
             print(f"resuming {run_dir.name} at step {step}")
     if rank == 0:
@@ -241,7 +245,8 @@ def main(cfg: Config):
             dist.all_gather_object(states, gen.get_state().cpu())
         if rank == 0:
             torch.save(dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                            step=step, data_rng=states, wall_seconds=wall_before + time.perf_counter() - t_start,
+                            step=step, data_rng=states, torch_rng=torch.get_rng_state(),
+                            cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None, wall_seconds=wall_before + time.perf_counter() - t_start,
                             model_config=dataclasses.asdict(model_config(cfg)), binning=cfg.binning),
                        run_dir / "checkpoint.tmp")
             os.replace(run_dir / "checkpoint.tmp", run_dir / "checkpoint.pt")
@@ -271,8 +276,18 @@ def main(cfg: Config):
                     wb.log(rec, step=step)
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             save()
+        if cfg.max_seconds and step % cfg.log_every == 0 and step < cfg.steps:
+            stop = torch.tensor(float(time.perf_counter() - t_start > cfg.max_seconds), device=device)
+            if ddp:
+                dist.all_reduce(stop)  # every rank stops at the same step
+            if stop.item() == 0:
+                continue
+            save()
+            if rank == 0:
+                print(f"stopping {run_dir.name} at step {step}: --max-seconds {cfg.max_seconds} reached (resumable)")
+            break
     bar.close()
-    if rank == 0:
+    if rank == 0 and step >= cfg.steps:
         wall = wall_before + time.perf_counter() - t_start
         records = [json.loads(line) for line in open(run_dir / "log.jsonl")]
         tail = [r["tokens_per_second"] for r in records[len(records) // 2:]]  # second half: past warm-up

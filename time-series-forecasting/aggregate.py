@@ -1,0 +1,161 @@
+"""Collect evaluated runs into committed results: runs/<set>/ -> results/summary.json and results/table.md.
+
+    python aggregate.py [--runs runs/h100] [--results results] [--update-readme]
+
+summary.json: {"rows": [...], "throughput": [...], "ddp": {...}, "seasonal_naive": {...}, "paper": {...}}.
+Each row is one (model size, head, num_frequencies, gamma, binning) run with mase / wql (aggregate
+relative scores: geometric mean over datasets of model / seasonal naive), smoothness (mean over
+datasets, std = sqrt(mean of per-dataset variances)), training steps, tokens seen, tokens/s,
+per_dataset (dataset -> mase, wql, relative_mase, relative_wql, smoothness) and provenance (gpu,
+torch, commit, wall_seconds = training + evaluation).
+"""
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PAPER = {  # v1 Table 3 (MASE, WQL, smoothness mean, smoothness std)
+    "Linear": (0.883, 0.750, 0.1689, 0.1087),
+    "Fourier-64": (0.875, 0.798, 0.0032, 0.0012),
+    "Fourier-128": (0.872, 0.767, 0.0068, 0.0035),
+    "Fourier-256": (0.859, 0.755, 0.0139, 0.0087),
+    "Fourier-550": (0.852, 0.749, 0.0283, 0.0224),
+    "Fourier-550 (gamma = 0)": (0.861, 0.753, 0.0286, 0.0219),
+    "Fourier-550 (uniform binning)": (0.873, 0.747, 0.0395, 0.0252),
+}
+
+
+def label(row) -> str:
+    if row["head"] == "linear":
+        name = "Linear"
+    else:
+        name = f"Fourier-{row['num_frequencies']}"
+        if row["gamma"] == 0:
+            name += " (gamma = 0)"
+    if row["binning"] == "uniform":
+        name += " (uniform binning)"
+    return name
+
+
+def collect(runs: Path):
+    rows = []
+    for metrics_path in sorted(runs.glob("*/metrics.json")):
+        run = metrics_path.parent
+        cfg = json.loads((run / "config.json").read_text())
+        env = json.loads((run / "env.json").read_text())
+        met = json.loads(metrics_path.read_text())
+        train = json.loads((run / "train.json").read_text()) if (run / "train.json").exists() else {}
+        tokens_per_step = cfg["batch_size"] * (cfg["context_length"] + cfg["prediction_length"])
+        row = dict(
+            run=run.name, size=cfg["size"], head=cfg["head"],
+            num_frequencies=cfg["num_frequencies"] if cfg["head"] == "fourier" else None,
+            gamma=cfg["gamma"] if cfg["head"] == "fourier" else None, binning=cfg["binning"],
+            mase=met["mase"], wql=met["wql"], smoothness=met["smoothness"], smoothness_std=met["smoothness_std"],
+            steps=met["step"], planned_steps=cfg["steps"], finished=bool(train),
+            tokens_seen=met["step"] * tokens_per_step, batch_size=cfg["batch_size"],
+            context_length=cfg["context_length"], prediction_length=cfg["prediction_length"], seed=cfg["seed"],
+            parameters=train.get("parameters"), tokens_per_second_concurrent=train.get("tokens_per_second"),
+            final_train_loss=train.get("final_loss"), num_datasets=met["num_datasets"], num_samples=met["num_samples"],
+            per_dataset={k: dict(mase=v["mase"], wql=v["wql"], relative_mase=v["relative_mase"],
+                                 relative_wql=v["relative_wql"], smoothness=v["smoothness_mean"])
+                         for k, v in met["per_dataset"].items()},
+            provenance=dict(gpu=env["gpu"], torch=env["torch"], transformers=env.get("transformers"),
+                            commit=env["commit"], world_size=env.get("world_size", 1),
+                            train_wall_seconds=train.get("wall_seconds"), eval_seconds=met["eval_seconds"],
+                            wall_seconds=(train.get("wall_seconds") or 0) + met["eval_seconds"]))
+        row["label"] = label(row)
+        rows.append(row)
+    order = {"Linear": 0}
+    rows.sort(key=lambda r: (order.get(r["label"], 1), -(r["num_frequencies"] or 0), r["label"]))
+    return rows
+
+
+def read_bench(path: Path):
+    if not path.exists():
+        return []
+    lines = [l[6:] if l.startswith("BENCH ") else l for l in path.read_text().splitlines()]
+    return [json.loads(l) for l in lines if l.startswith("{")]
+
+
+def ddp_summary(runs: Path):
+    ddp = runs.parent / "ddp"
+    bench = read_bench(ddp / "bench.txt")
+    log = ddp / "ddp2_fourier550" / "log.jsonl"
+    if not bench and not log.exists():
+        return None
+    out = {"bench": bench}
+    if log.exists():
+        recs = [json.loads(l) for l in log.read_text().splitlines() if l.strip()]
+        out["train_log"] = [dict(step=r["step"], loss=r["loss"]) for r in recs]
+        env = json.loads((ddp / "ddp2_fourier550" / "env.json").read_text())
+        out["provenance"] = dict(gpu=env["gpu"], torch=env["torch"], commit=env["commit"], world_size=env["world_size"])
+    one = [b for b in bench if b["world_size"] == 1]
+    two = [b for b in bench if b["world_size"] == 2]
+    if one and two:
+        out["speedup_2gpu"] = two[0]["tokens_per_second"] / one[0]["tokens_per_second"]
+    return out
+
+
+def table(rows, naive) -> str:
+    lines = ["| model | MASE (ours) | WQL (ours) | smoothness (ours) | steps | MASE (paper) | WQL (paper) | smoothness (paper) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p = PAPER.get(r["label"])
+        paper = f"{p[0]:.3f} | {p[1]:.3f} | {p[2]:.4f} ± {p[3]:.4f}" if p else "– | – | –"
+        lines.append(f"| {r['label']} ({r['size']}) | {r['mase']:.3f} | {r['wql']:.3f} | "
+                     f"{r['smoothness']:.4f} ± {r['smoothness_std']:.4f} | {r['steps']} | {paper} |")
+    if rows:
+        names = list(rows[0]["per_dataset"])
+        lines += ["", "Per dataset (relative MASE / relative WQL; seasonal naive = 1):", "",
+                  "| dataset | " + " | ".join(r["label"] for r in rows) + " | naive MASE | naive WQL |",
+                  "|---|" + "---|" * (len(rows) + 2)]
+        for n in names:
+            cells = [f"{r['per_dataset'][n]['relative_mase']:.3f} / {r['per_dataset'][n]['relative_wql']:.3f}" for r in rows]
+            lines.append(f"| {n} | " + " | ".join(cells) + f" | {naive[n]['mase']:.3f} | {naive[n]['wql']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def throughput_table(bench) -> str:
+    if not bench:
+        return ""
+    lines = ["| head | parameters | s/step | training tokens/s | GPU |", "|---|---|---|---|---|"]
+    for b in bench:
+        lines.append(f"| {b['run'].split('_mixed')[0]} | {b['parameters']:,} | {b['seconds_per_step']:.4f} | "
+                     f"{b['tokens_per_second']:,.0f} | {b['gpu']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", default=str(HERE / "runs" / "h100"))
+    p.add_argument("--results", default=str(HERE / "results"))
+    p.add_argument("--update-readme", action="store_true")
+    args = p.parse_args()
+    runs, results = Path(args.runs), Path(args.results)
+    rows = collect(runs)
+    if not rows:
+        raise SystemExit(f"error: no evaluated runs (*/metrics.json) under {runs}")
+    met = json.loads((runs / rows[0]["run"] / "metrics.json").read_text())
+    naive = {k: dict(mase=v["naive_mase"], wql=v["naive_wql"]) for k, v in met["per_dataset"].items()}
+    bench = read_bench(runs / "bench.jsonl")
+    summary = dict(rows=rows, throughput=bench, ddp=ddp_summary(runs), seasonal_naive=naive,
+                   paper={k: dict(mase=v[0], wql=v[1], smoothness=v[2], smoothness_std=v[3]) for k, v in PAPER.items()})
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "summary.json").write_text(json.dumps(summary, indent=1))
+    text = table(rows, naive)
+    tp = throughput_table(bench)
+    (results / "table.md").write_text(text + ("\nTraining throughput (each head alone, same model):\n\n" + tp if tp else ""))
+    print(text + tp)
+    if args.update_readme:
+        readme = HERE / "README.md"
+        body = readme.read_text()
+        for tag, content in (("TABLE", text), ("THROUGHPUT", tp)):
+            body = re.sub(rf"(<!-- {tag} START -->\n).*?(<!-- {tag} END -->)", lambda m: m.group(1) + content + m.group(2),
+                          body, flags=re.S)
+        readme.write_text(body)
+
+
+if __name__ == "__main__":
+    main()
