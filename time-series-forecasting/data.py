@@ -116,9 +116,10 @@ def tsmixup(pool: list, num_series: int, length: int = 1024, min_length: int = 1
     rng = np.random.default_rng(seed)
     out = np.full((num_series, length), np.nan, dtype=np.float32)
     lens = np.array([len(p) for p in pool])
+    eligible = np.flatnonzero(lens >= min_length)  # every mixture has at least min_length values
     for i in range(num_series):
         k = rng.integers(1, max_k + 1)
-        chosen = rng.integers(0, len(pool), k)
+        chosen = eligible[rng.integers(0, len(eligible), k)]
         n = int(min(rng.integers(min_length, length + 1), lens[chosen].min()))
         w = rng.dirichlet([alpha] * k)
         mix = np.zeros(n)
