@@ -25,7 +25,10 @@ plus data/<game>/manifest.json (agent, frames, returns of the data, throughput, 
 
 import hashlib
 import json
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -49,14 +52,15 @@ class Config:
     test_steps: int = 50_000
     epsilon: float = 0.01           # uniform-random action probability on top of the policy's sampling
     num_envs: int = 32
-    num_threads: int = 0
+    num_threads: int = 0            # ALE threads per worker; 0: cores / workers
+    workers: int = 8                # processes, each playing one (split, policy) part at a time
     seed: int = 0
     out_dir: str = ""               # default data/<game>
     device: str = "auto"
     quick: bool = False
 
 
-QUICK = dict(policy="random", train_steps=3000, test_steps=600, num_envs=4, num_threads=2)
+QUICK = dict(policy="random", train_steps=3000, test_steps=600, num_envs=4, num_threads=2, workers=1)
 
 
 def parse_config(argv=None) -> Config:
@@ -126,14 +130,29 @@ def make_policy(cfg, snapshot_path, device, rng):
     return act, meta
 
 
-def write_split(path: Path, episodes, policy_ids):
+def write_split(path: Path, parts):
+    """Concatenate the per-policy parts (lists of episodes, in policy order) into one split."""
     path.mkdir(parents=True, exist_ok=True)
-    lengths = np.array([len(a) for _, a, _ in episodes])
-    np.save(path / "frames.npy", np.concatenate([f for f, _, _ in episodes]))
-    np.save(path / "actions.npy", np.concatenate([a for _, a, _ in episodes]))
-    np.save(path / "rewards.npy", np.concatenate([r for _, _, r in episodes]))
+    episodes = [e for part in parts for e in part["episodes"]]
+    lengths = np.array([len(a) for a in episodes_field(parts, "actions")])
+    n = int(lengths.sum())
+    frames = np.lib.format.open_memmap(path / "frames.npy", mode="w+", dtype=np.uint8, shape=(n, 84, 84))
+    pos = 0
+    for part in parts:  # frames are read part by part from the workers' files: never all twice in memory
+        f = np.load(part["frames"], mmap_mode="r")
+        frames[pos:pos + len(f)] = f
+        pos += len(f)
+        Path(part["frames"]).unlink()
+    frames.flush()
+    np.save(path / "actions.npy", np.concatenate(episodes_field(parts, "actions")))
+    np.save(path / "rewards.npy", np.concatenate(episodes_field(parts, "rewards")))
     np.save(path / "episode_starts.npy", np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
-    np.save(path / "episode_policy.npy", np.array(policy_ids, dtype=np.int64))
+    np.save(path / "episode_policy.npy", np.array([p["policy_id"] for p in parts for _ in p["episodes"]], dtype=np.int64))
+    return n
+
+
+def episodes_field(parts, key):
+    return [e[key] for p in parts for e in p["episodes"]]
 
 
 def describe_returns(returns) -> dict:
@@ -147,14 +166,33 @@ def sha256_file(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def main(argv=None):
-    cfg = parse_config(argv)
-    device = pick_device(cfg.device)
-    # exact float32 convolutions: the probabilities (and so the sampled actions) do not depend on tf32
-    torch.backends.cudnn.allow_tf32 = False
+def play_part(cfg, split: str, k: int, snap, share: int, num_threads: int, tmp: Path) -> dict:
+    """One policy's share of one split (run in a worker process; seeded by (seed, split, k) only)."""
+    torch.backends.cudnn.allow_tf32 = False  # exact float32: the probabilities do not depend on tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
+    torch.set_num_threads(1)
+    device = pick_device(cfg.device)
+    rng = np.random.default_rng([cfg.seed, SPLIT_SEEDS[split], k])
+    act, meta = make_policy(cfg, snap, device, rng)
+    envs = atari.make_vector_env(cfg.game, cfg.num_envs, num_threads)
+    t0 = time.time()
+    eps = collect(envs, cfg.num_envs, share, act, SPLIT_SEEDS[split] + 100 * k + cfg.seed)
+    envs.close()
+    frames_file = tmp / f"{split}_{k}.npy"
+    np.save(frames_file, np.concatenate([f for f, _, _ in eps]))
+    rets = [float(r.sum()) for _, _, r in eps]
+    info = {"policy": k, "file": snap.name if snap else "random", "transitions": int(sum(len(a) for _, a, _ in eps)),
+            **{key: meta[key] for key in ("agent_steps", "frames", "mean_return_last50") if key in meta},
+            "seconds": round(time.time() - t0, 1), "returns": describe_returns(rets)}
+    return {"info": info, "frames": str(frames_file), "policy_id": k if snap is not None else -1,
+            "episodes": [{"actions": a, "rewards": r} for _, a, r in eps]}
+
+
+def main(argv=None):
+    cfg = parse_config(argv)
+    device = pick_device(cfg.device)
     if cfg.policy == "snapshots":
         snaps = sorted(Path(cfg.snapshots_dir).glob("policy_*.pt"))
         if not snaps:
@@ -162,47 +200,51 @@ def main(argv=None):
     else:
         snaps = [None]
     out = Path(cfg.out_dir)
-    envs = atari.make_vector_env(cfg.game, cfg.num_envs, cfg.num_threads)
+    tmp = out / "parts"
+    tmp.mkdir(parents=True, exist_ok=True)
     manifest = {"config": asdict(cfg), "env": environment(device), "splits": {}, "policies": []}
     t_all = time.time()
-    for split, target in (("train", cfg.train_steps), ("test", cfg.test_steps)):
-        episodes, policy_ids, per_policy, t0 = [], [], [], time.time()
-        share = -(-target // len(snaps))
-        for k, snap in enumerate(tqdm(snaps, desc=f"{split} split", disable=None)):
-            rng = np.random.default_rng([cfg.seed, SPLIT_SEEDS[split], k])
-            act, meta = make_policy(cfg, snap, device, rng)
-            eps = collect(envs, cfg.num_envs, share, act, SPLIT_SEEDS[split] + 100 * k + cfg.seed)
-            episodes += eps
-            policy_ids += [k if snap is not None else -1] * len(eps)
-            rets = [float(r.sum()) for _, _, r in eps]
-            per_policy.append({"policy": k, "file": snap.name if snap else "random", "transitions": int(sum(len(a) for _, a, _ in eps)),
-                               **{key: meta[key] for key in ("agent_steps", "frames", "mean_return_last50") if key in meta},
-                               "returns": describe_returns(rets)})
-        seconds = time.time() - t0
-        write_split(out / split, episodes, policy_ids)
-        n = int(sum(len(a) for _, a, _ in episodes))
+    tasks = [(split, k, snap, -(-target // len(snaps)))
+             for split, target in (("train", cfg.train_steps), ("test", cfg.test_steps)) for k, snap in enumerate(snaps)]
+    workers = max(1, min(cfg.workers, len(tasks)))
+    threads = cfg.num_threads or max(1, (os.cpu_count() or 1) // workers)
+    if workers == 1:
+        results = [play_part(cfg, *t, threads, tmp) for t in tqdm(tasks, desc="policies x splits", disable=None)]
+    else:  # one process per (split, policy) task at a time; results do not depend on the worker count
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(play_part, cfg, *t, threads, tmp) for t in tasks]
+            results = [f.result() for f in tqdm(futures, desc="policies x splits", disable=None)]
+    for split in ("train", "test"):
+        parts = [r for t, r in zip(tasks, results) if t[0] == split]
+        n = write_split(out / split, parts)
         h = hashlib.sha256()
-        for _, a, r in episodes:
-            h.update(a.tobytes()); h.update(r.tobytes())
+        for e in (e for p in parts for e in p["episodes"]):
+            h.update(e["actions"].tobytes()); h.update(e["rewards"].tobytes())
+        rets = [float(r.sum()) for r in episodes_field(parts, "rewards")]
         manifest["splits"][split] = {
-            "transitions": n, "env_seed_base": SPLIT_SEEDS[split] + cfg.seed, "seconds": round(seconds, 1),
-            "agent_steps_per_second": round(n / seconds, 1),  # kept steps; unkept overflow steps not counted
-            "returns": describe_returns([float(r.sum()) for _, _, r in episodes]),
-            "episode_lengths": describe_returns([len(a) for _, a, _ in episodes]),
-            "per_policy": per_policy, "sha256_actions_rewards": h.hexdigest()}
-        print(f"{split}: {n} transitions, {len(episodes)} episodes in {seconds:.0f} s; returns "
-              f"mean {manifest['splits'][split]['returns']['mean']:.0f} max {manifest['splits'][split]['returns']['max']:.0f}")
-    envs.close()
+            "transitions": n, "env_seed_base": SPLIT_SEEDS[split] + cfg.seed,
+            "returns": describe_returns(rets),
+            "episode_lengths": describe_returns([len(a) for a in episodes_field(parts, "actions")]),
+            "per_policy": [p["info"] for p in parts], "sha256_actions_rewards": h.hexdigest()}
+        print(f"{split}: {n} transitions, {len(rets)} episodes; returns mean {np.mean(rets):.0f} max {np.max(rets):.0f}")
+    tmp.rmdir()
+    seconds = time.time() - t_all
+    kept = sum(manifest["splits"][s]["transitions"] for s in ("train", "test"))
     manifest["policies"] = [{"file": s.name, "sha256": sha256_file(s)} for s in snaps if s is not None]
-    manifest["wall_seconds"] = round(time.time() - t_all, 1)
+    manifest["wall_seconds"] = round(seconds, 1)
+    manifest["throughput"] = {"workers": workers, "threads_per_worker": threads, "envs_per_worker": cfg.num_envs,
+                              "kept_transitions_per_second": round(kept / seconds, 1),
+                              "note": "kept transitions only; steps of episodes begun after a policy's share was "
+                                      "reached are played and dropped, so the emulator runs more steps than this"}
     if cfg.policy == "snapshots":
         agent_json = Path(cfg.snapshots_dir) / "agent.json"
         if agent_json.exists():
             a = json.loads(agent_json.read_text())
             manifest["agent"] = {"algorithm": "PPO (clipped, GAE), Nature-CNN actor-critic", "config": a["config"],
-                                 "agent_steps_this_run": a["agent_steps_this_run"], "wall_seconds": a["wall_seconds"],
-                                 "env": a["env"]}
+                                 "agent_steps": a["log"][-1]["agent_steps"], "wall_seconds": a["wall_seconds"],
+                                 "agent_steps_per_second": a["agent_steps_per_second"], "env": a["env"]}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    print(f"dataset in {seconds:.0f} s ({kept / seconds:.0f} kept transitions/s, {workers} workers)")
 
 
 if __name__ == "__main__":

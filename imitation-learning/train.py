@@ -201,7 +201,9 @@ def main(argv=None):
         perm = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
         perm = perm[:steps_per_epoch * cfg.batch_size].to(device)
         model.train()
-        running, n_running, t0 = torch.zeros((), device=device), 0, time.time()
+        # the epoch's loss sum survives a resume through the checkpoint's state
+        running = torch.tensor(state.get("loss_sum", 0.0), device=device)
+        n_running, t0 = state.get("loss_n", 0), time.time()
         bar = tqdm(range(state["step"], steps_per_epoch), desc=f"{head_name(cfg)} seed {cfg.seed} epoch {epoch + 1}",
                    mininterval=10, disable=None if rank == 0 else True)
         for step in bar:
@@ -221,9 +223,12 @@ def main(argv=None):
             n_running += 1
             state["tokens"] += cfg.batch_size * cfg.context
             state["step"] = step + 1
+            if (step + 1) % cfg.ckpt_every == 0:
+                state["loss_sum"], state["loss_n"] = running.item(), n_running
             if (step + 1) % 100 == 0 and rank == 0:
                 bar.set_postfix(loss=f"{running.item() / n_running:.3f}", lr=f"{lr:.1e}")
             if (step + 1) % cfg.ckpt_every == 0 or (cfg.max_seconds and time.time() - t_start > cfg.max_seconds):
+                state["loss_sum"], state["loss_n"] = running.item(), n_running
                 state["train_seconds"] += time.time() - t0
                 t0 = time.time()
                 save_ckpt()
@@ -256,7 +261,7 @@ def main(argv=None):
                   f"return {mean_return:.0f} (normalized {record['normalized_return']:.2f}) "
                   f"smoothness {record['smoothness_mean']:.3f}", flush=True)
         state["history"].append(record)
-        state["epoch"], state["step"] = epoch + 1, 0
+        state["epoch"], state["step"], state["loss_sum"], state["loss_n"] = epoch + 1, 0, 0.0, 0
         save_ckpt()
         if rank == 0:
             (out / "history.json").write_text(json.dumps(state["history"], indent=1))

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# GPU call 2: regenerate the dataset from the committed snapshots, then train and evaluate the 6 DTs
+# (linear, Fourier-8, Fourier-14) x seeds (123, 231) concurrently on the one GPU.
+# BUDGET: seconds this call may use; the epoch size is set from what is left after the dataset,
+# at the measured 2,000 training samples/s per process (6 concurrent, call 1).
+source "$(dirname "$0")/common.sh"
+T0=$(date +%s); BUDGET=${BUDGET:-550}
+python3 make_dataset.py --workers 8 --num-envs 16 2>&1
+cp data/Seaquest/manifest.json "$OUT/manifest.json"
+LEFT=$(( BUDGET - ($(date +%s) - T0) ))
+# per run: 5 epochs x E samples at 2000/s, plus ~30 s loading and ~15 s per evaluation, 40 s margin
+E=$(( (2000 * (LEFT - 30 - 75 - 40) / 5) / 128 * 128 ))
+echo "seconds left $LEFT -> epoch_samples $E"
+mkdir -p runs/logs
+PIDS=()
+for h in "linear" "fourier --num-frequencies 8" "fourier --num-frequencies 14"; do
+  for s in 123 231; do
+    python3 train.py --head $h --seed $s --epoch-samples $E --max-seconds $(( LEFT - 50 )) --eval-max-steps 6000 \
+      > "runs/logs/$(echo $h | tr -d ' -')_$s.log" 2>&1 &
+    PIDS+=($!)
+  done
+done
+( while sleep 20; do tar czf "$OUT/dt_runs.tgz.tmp" --exclude ckpt.pt --exclude ckpt.pt.tmp runs/Seaquest runs/logs 2>/dev/null \
+    && mv "$OUT/dt_runs.tgz.tmp" "$OUT/dt_runs.tgz"; done ) &
+COPIER=$!
+wait "${PIDS[@]}"
+kill $COPIER
+tar czf "$OUT/dt_runs.tgz" --exclude ckpt.pt --exclude ckpt.pt.tmp runs/Seaquest runs/logs
+grep -h "epoch" runs/logs/*.log | tail -40
+ls -la "$OUT"
