@@ -299,16 +299,31 @@ def _launch_shape(rows: int, m: int):
 
 if triton is not None:
     @triton.jit
+    def _load_complex(ptr, offset, v_im, mask, ROWS: tl.constexpr, BLOCK: tl.constexpr,
+                      INTERLEAVED: tl.constexpr):
+        # (re, im) at `offset`; interleaved storage is read as contiguous pairs (coalesced), then split
+        if INTERLEAVED:
+            pairs = tl.load(ptr + tl.interleave(offset, offset + 1), mask=tl.interleave(mask, mask), other=0.0)
+            return tl.split(tl.reshape(pairs, (ROWS, BLOCK, 2)))
+        return tl.load(ptr + offset, mask=mask, other=0.0), tl.load(ptr + offset + v_im, mask=mask, other=0.0)
+
+    @triton.jit
+    def _store_complex(ptr, offset, v_im, mask, re, im, INTERLEAVED: tl.constexpr):
+        if INTERLEAVED:
+            tl.store(ptr + tl.interleave(offset, offset + 1), tl.interleave(re, im), mask=tl.interleave(mask, mask))
+        else:
+            tl.store(ptr + offset, re, mask=mask)
+            tl.store(ptr + offset + v_im, im, mask=mask)
+
+    @triton.jit
     def _log_pmf_fwd_kernel(values, out, total, rows, m, v_row, v_col, v_im, eps,
-                            ROWS: tl.constexpr, BLOCK: tl.constexpr):
+                            ROWS: tl.constexpr, BLOCK: tl.constexpr, INTERLEAVED: tl.constexpr):
         r = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
         i = tl.arange(0, BLOCK)
         row_ok = r < rows
         mask = row_ok[:, None] & (i < m)[None, :]
         r64 = r.to(tl.int64)[:, None]
-        v = values + r64 * v_row + i[None, :] * v_col
-        re = tl.load(v, mask=mask, other=0.0)
-        im = tl.load(v + v_im, mask=mask, other=0.0)
+        re, im = _load_complex(values, r64 * v_row + i[None, :] * v_col, v_im, mask, ROWS, BLOCK, INTERLEAVED)
         power = re * re + im * im
         tot = tl.sum(power, axis=1)
         tot_safe = tl.where(row_ok, tot, 1.0)
@@ -318,23 +333,21 @@ if triton is not None:
 
     @triton.jit
     def _log_pmf_bwd_kernel(grad_out, values, grad_values, total, rows, m, v_row, v_col, v_im, eps,
-                            ROWS: tl.constexpr, BLOCK: tl.constexpr):
+                            ROWS: tl.constexpr, BLOCK: tl.constexpr, INTERLEAVED: tl.constexpr):
         r = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
         i = tl.arange(0, BLOCK)
         row_ok = r < rows
         mask = row_ok[:, None] & (i < m)[None, :]
         r64 = r.to(tl.int64)[:, None]
         offset = r64 * v_row + i[None, :] * v_col
-        re = tl.load(values + offset, mask=mask, other=0.0)
-        im = tl.load(values + offset + v_im, mask=mask, other=0.0)
+        re, im = _load_complex(values, offset, v_im, mask, ROWS, BLOCK, INTERLEAVED)
         g = tl.load(grad_out + r64 * m + i[None, :], mask=mask, other=0.0)
         tot = tl.load(total + r, mask=row_ok, other=1.0)
         pmf = (re * re + im * im) / tot[:, None]
         grad_pmf = g / (pmf + eps)
         dot = tl.sum(pmf * grad_pmf, axis=1)
         scale = 2.0 * (grad_pmf - dot[:, None]) / tot[:, None]  # d loss / d |Ea|^2, times 2
-        tl.store(grad_values + offset, re * scale, mask=mask)
-        tl.store(grad_values + offset + v_im, im * scale, mask=mask)
+        _store_complex(grad_values, offset, v_im, mask, re * scale, im * scale, INTERLEAVED)
 
 
     @triton.jit
@@ -443,10 +456,7 @@ if triton is not None:
             a_im = tl.load(coeffs + r64 * 2 * n + n + j[None, :], mask=row_ok & ok[None, :], other=0.0)
             acc_re += a_re * t_re - a_im * t_im
             acc_im += a_re * t_im + a_im * t_re
-        out = b + r64 * 2 * m + 2 * i[None, :]
-        mask = row_ok & (i < m)[None, :]
-        tl.store(out, acc_re, mask=mask)
-        tl.store(out + 1, acc_im, mask=mask)
+        _store_complex(b, r64 * 2 * m + 2 * i[None, :], 1, row_ok & (i < m)[None, :], acc_re, acc_im, True)
 
     @triton.jit
     def _untwist_kernel(spectrum, twiddle, grad_coeffs, rows, n, m, R: tl.constexpr, BN: tl.constexpr):
@@ -456,9 +466,7 @@ if triton is not None:
         ok = j < n
         mask = (r < rows)[:, None] & ok[None, :]
         r64 = r.to(tl.int64)[:, None]
-        src = spectrum + r64 * 2 * m + 2 * (j % m)[None, :]
-        g_re = tl.load(src, mask=mask, other=0.0)
-        g_im = tl.load(src + 1, mask=mask, other=0.0)
+        g_re, g_im = _load_complex(spectrum, r64 * 2 * m + 2 * (j % m)[None, :], 1, mask, R, BN, True)
         t_re = tl.load(twiddle + 2 * j, mask=ok, other=0.0)[None, :]
         t_im = tl.load(twiddle + 2 * j + 1, mask=ok, other=0.0)[None, :]
         dst = grad_coeffs + r64 * 2 * n + j[None, :]
@@ -471,7 +479,7 @@ def _fused_log_pmf(values: torch.Tensor, out: torch.Tensor, total: torch.Tensor,
     real, v_row, v_col, v_im = _values_layout(values, m)
     grid, per_program, block, warps = _launch_shape(out.shape[0], m)
     _log_pmf_fwd_kernel[grid](real, out, total, out.shape[0], m, v_row, v_col, v_im, eps,
-                              ROWS=per_program, BLOCK=block, num_warps=warps)
+                              ROWS=per_program, BLOCK=block, INTERLEAVED=values.is_complex(), num_warps=warps)
 
 
 FUSED_MAX_PENALTY_COEFFS = 64  # the fused regulariser builds (N+1)^2 tiles per row
@@ -605,7 +613,8 @@ def _fused_grad_values(grad_out: torch.Tensor, values: torch.Tensor, total: torc
     grid, per_program, block, warps = _launch_shape(grad_out.shape[0], m)
     try:
         _log_pmf_bwd_kernel[grid](grad_out, real, into_real, total, grad_out.shape[0], m, v_row, v_col, v_im,
-                                  eps, ROWS=per_program, BLOCK=block, num_warps=warps)
+                                  eps, ROWS=per_program, BLOCK=block, INTERLEAVED=values.is_complex(),
+                                  num_warps=warps)
     except Exception as error:  # noqa: BLE001
         _disable_fused(error)
         into.copy_(_grad_values_eager(grad_out, values, total, m, eps))

@@ -110,21 +110,60 @@ def measure(model, x, y, device, repeats):
             torch.cuda.empty_cache()
 
 
+def measure_graphed(model, x, y, repeats):
+    """ms of one forward+backward replayed from a CUDA graph: the GPU's own time, without the CPU's
+    kernel launches (what a graphed or large, GPU-bound training step pays for the head)."""
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                fwd_bwd(model, x, y)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fwd_bwd(model, x, y)
+        for _ in range(3):
+            graph.replay()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(repeats):
+            graph.replay()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / repeats
+    except (RuntimeError, torch.OutOfMemoryError) as error:  # e.g. an op that cannot be captured
+        print(f"  (no CUDA-graph timing: {str(error).splitlines()[0]})")
+        return None
+    finally:
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+
+
 def readme_table(data: dict) -> str:
     """Markdown table of a head_speed.json (for the root README)."""
     p = data["provenance"]
     ratio = lambda a, b: f"{a / b:.2f}×" if a and b else "–"
     num = lambda v, fmt: "OOM" if v is None else format(v, ".2f" if fmt == ".0f" and v < 10 else fmt)
     lines = [f"Forward+backward (cross-entropy) of the head alone on {p['gpu']}, torch {p['torch']}, commit "
-             f"`{str(p['commit'])[:7]}`, {p['date'][:10]}; {p['timing']}. \"naive\" = the published algorithm "
+             f"`{str(p['commit'])[:7]}`, {p['date'][:10]}; {p['timing']}. \"Fourier\" is the default path "
+             f"(fused Triton kernels: {'on' if p.get('fused') else 'off'}), \"unfused\" the same head with the "
+             "kernels off (eager PyTorch); \"graphed\" replays one forward+backward from a CUDA graph, i.e. the "
+             "GPU's own time without the CPU's kernel launches. \"naive\" = the published algorithm "
              "(grouped conv1d autocorrelation + dense (batch, m, N) PDF), written from the math.", "",
-             "| shape | batch | d | m | N | linear ms | Fourier ms | naive ms | Fourier / linear | naive / Fourier "
-             "| linear MiB | Fourier MiB | naive MiB |", "|" + "---|" * 13]
+             "| shape | batch | d | m | N | linear ms | Fourier ms | Fourier / linear | graphed linear ms "
+             "| graphed Fourier ms | graphed Fourier / linear | unfused Fourier ms | naive ms | naive / Fourier "
+             "| linear MiB | Fourier MiB | Fourier / linear MiB | naive MiB |", "|" + "---|" * 18]
     for r in data["rows"]:
+        num_opt = lambda key, fmt: num(r[key], fmt) if key in r else "–"  # columns older runs lack
         lines.append(f"| {r['shape']} | {r['batch']} | {r['d']} | {r['m']} | {r['N']} | {num(r['linear_ms'], '.3f')} | "
-                     f"{num(r['fourier_ms'], '.3f')} | {num(r['naive_ms'], '.2f')} | {ratio(r['fourier_ms'], r['linear_ms'])} | "
+                     f"{num(r['fourier_ms'], '.3f')} | {ratio(r['fourier_ms'], r['linear_ms'])} | "
+                     f"{num_opt('linear_graphed_ms', '.3f')} | {num_opt('fourier_graphed_ms', '.3f')} | "
+                     f"{ratio(r.get('fourier_graphed_ms'), r.get('linear_graphed_ms'))} | "
+                     f"{num_opt('fourier_eager_ms', '.3f')} | {num(r['naive_ms'], '.2f')} | "
                      f"{ratio(r['naive_ms'], r['fourier_ms'])} | {num(r['linear_peak_mib'], '.0f')} | "
-                     f"{num(r['fourier_peak_mib'], '.0f')} | {num(r['naive_peak_mib'], '.0f')} |")
+                     f"{num(r['fourier_peak_mib'], '.0f')} | {ratio(r['fourier_peak_mib'], r['linear_peak_mib'])} | "
+                     f"{num(r['naive_peak_mib'], '.0f')} |")
     if data.get("end_to_end"):
         e = data.get("end_to_end_provenance", p)
         lines += ["", f"Whole training steps of this repository's models (`end_to_end.py`, {e['gpu']}, commit "
@@ -194,6 +233,10 @@ def main():
                     row[f"{key}_peak_mib"] = None if peak is None else round(peak, 2)
         for key, values in times.items():
             row[f"{key}_ms"] = None if None in values else round(statistics.median(values), 4)
+        if device.type == "cuda":
+            for key in ("linear", "fourier"):
+                ms = measure_graphed(models[key], x, y, args.repeats)
+                row[f"{key}_graphed_ms"] = None if ms is None else round(ms, 4)
         del models
         row["fourier_method"] = method
         rows.append(row)
