@@ -643,7 +643,7 @@ class _LogPMF(torch.autograd.Function):
 
     # below this many elements E a is kept for the backward (launches cost more than memory there)
     KEEP_VALUES = 1 << 20
-    CHUNK_VALUES = 1 << 24
+    CHUNK_VALUES = 1 << 24  # the backward holds E a and its spectrum at once: it uses half as many
 
     @staticmethod
     def forward(ctx, params, const, m: int, eps: float):
@@ -710,7 +710,7 @@ class _LogPMF(torch.autograd.Function):
             grad_values = _fused_grad_values(grad_out, kept, total, m, eps, torch.empty_like(kept))
             return _fused_adjoint(grad_values, const, n, m), None, None, None
         grad_params = torch.empty_like(params)
-        for start, stop in _row_chunks(params.shape[0], m, _LogPMF.CHUNK_VALUES):
+        for start, stop in _row_chunks(params.shape[0], m, _LogPMF.CHUNK_VALUES // 2):
             values = _fused_bin_values(params[start:stop], const, m, ctx.method)
             grad_values = _fused_grad_values(grad_out[start:stop], values, total[start:stop], m, eps, values)
             if start == 0 and stop == params.shape[0]:
