@@ -48,6 +48,9 @@ class Config:
     seed: int = 123
     epochs: int = 5
     epoch_samples: int = 0            # windows per epoch; 0: one per transition (the reference)
+    time_budget: float = 0.0          # >0: size epoch_samples so that training + evaluations fit this many
+                                      # seconds, from the speed measured over steps 100-200 (single process)
+    eval_reserve: float = 25.0        # seconds set aside per evaluation when sizing by time_budget
     batch_size: int = 128             # global (split over DDP ranks)
     lr: float = 6e-4
     beta1: float = 0.9
@@ -154,12 +157,11 @@ def main(argv=None):
     optimizer = torch.optim.AdamW(model.optim_groups(cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                   fused=device.type == "cuda")
     epoch_samples = cfg.epoch_samples or len(train_data)
-    steps_per_epoch = epoch_samples // cfg.batch_size
-    final_tokens = 2 * epoch_samples * cfg.context * 3
     g = torch.Generator().manual_seed(cfg.seed)
     test_ids = torch.randperm(len(test_data), generator=g)[:cfg.test_windows].to(device)
 
-    state = {"epoch": 0, "step": 0, "tokens": 0, "history": [], "train_seconds": 0.0}
+    state = {"epoch": 0, "step": 0, "tokens": 0, "history": [], "train_seconds": 0.0,
+             "epoch_samples": None if cfg.time_budget > 0 else epoch_samples}
     ckpt = out / "ckpt.pt"
     if ckpt.exists():
         blob = torch.load(ckpt, map_location=device, weights_only=False)
@@ -182,13 +184,22 @@ def main(argv=None):
                         "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, tmp)
             tmp.replace(ckpt)
 
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+    # with time_budget, a provisional size until the speed is measured (only the warmup lr depends on it)
+    epoch_samples = state["epoch_samples"] or epoch_samples
+    steps_per_epoch = epoch_samples // cfg.batch_size
+    final_tokens = 2 * epoch_samples * cfg.context * 3
+
+    def write_config():
         (out / "config.json").write_text(json.dumps({**asdict(cfg), "epoch_samples_resolved": epoch_samples,
                                                      "steps_per_epoch": steps_per_epoch, "world_size": world,
                                                      "num_params": num_params(raw_model),
                                                      "train_transitions": train_data.num_transitions,
-                                                     "train_windows": len(train_data)}, indent=1))
+                                                     "train_windows": len(train_data),
+                                                     "sized_by_time_budget": cfg.time_budget > 0}, indent=1))
+
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        write_config()
         manifest = Path(cfg.data_dir) / "manifest.json"
         (out / "env.json").write_text(json.dumps({**environment(device), "world_size": world,
                                                   "dataset_manifest": str(manifest)}, indent=1))
@@ -199,14 +210,32 @@ def main(argv=None):
     while state["epoch"] < cfg.epochs and not stopped:
         epoch = state["epoch"]
         perm = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
-        perm = perm[:steps_per_epoch * cfg.batch_size].to(device)
+        perm = perm.to(device)
         model.train()
         # the epoch's loss sum survives a resume through the checkpoint's state
         running = torch.tensor(state.get("loss_sum", 0.0), device=device)
         n_running, t0 = state.get("loss_n", 0), time.time()
-        bar = tqdm(range(state["step"], steps_per_epoch), desc=f"{head_name(cfg)} seed {cfg.seed} epoch {epoch + 1}",
+        bar = tqdm(total=steps_per_epoch, initial=state["step"], desc=f"{head_name(cfg)} seed {cfg.seed} epoch {epoch + 1}",
                    mininterval=10, disable=None if rank == 0 else True)
-        for step in bar:
+        step = state["step"]
+        while step < steps_per_epoch:
+            if state["epoch_samples"] is None and epoch == 0 and step in (100, 200):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if step == 100:
+                    t_measure = time.time()
+                else:  # size the epochs: what is left of the budget, at the measured speed, 10% margin
+                    rate = 100 * cfg.batch_size / (time.time() - t_measure)
+                    left = cfg.time_budget - (time.time() - t_start) - cfg.epochs * cfg.eval_reserve
+                    total = step * cfg.batch_size + 0.9 * rate * max(0.0, left)
+                    epoch_samples = max(step + 1, int(total / cfg.epochs) // cfg.batch_size) * cfg.batch_size
+                    steps_per_epoch = epoch_samples // cfg.batch_size
+                    final_tokens = 2 * epoch_samples * cfg.context * 3
+                    state["epoch_samples"], state["measured_samples_per_second"] = epoch_samples, round(rate, 1)
+                    bar.total = steps_per_epoch
+                    if rank == 0:
+                        write_config()
+                        print(f"measured {rate:.0f} samples/s -> epoch_samples {epoch_samples}", flush=True)
             ids = perm[step * cfg.batch_size + rank * per_rank: step * cfg.batch_size + (rank + 1) * per_rank]
             states, actions, rtg, ts = train_data.batch(ids)
             lr = cfg.lr * lr_multiplier(cfg, state["tokens"], final_tokens)
@@ -225,6 +254,7 @@ def main(argv=None):
             state["step"] = step + 1
             if (step + 1) % cfg.ckpt_every == 0:
                 state["loss_sum"], state["loss_n"] = running.item(), n_running
+            bar.update(1)
             if (step + 1) % 100 == 0 and rank == 0:
                 bar.set_postfix(loss=f"{running.item() / n_running:.3f}", lr=f"{lr:.1e}")
             if (step + 1) % cfg.ckpt_every == 0 or (cfg.max_seconds and time.time() - t_start > cfg.max_seconds):
@@ -235,6 +265,8 @@ def main(argv=None):
                 if cfg.max_seconds and time.time() - t_start > cfg.max_seconds:
                     stopped = True
                     break
+            step += 1
+        bar.close()
         if stopped:
             break
         if device.type == "cuda":

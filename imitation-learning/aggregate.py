@@ -1,0 +1,173 @@
+"""Collect the DT runs into results/summary.json (one row per game, head, N) and the README tables.
+
+    python aggregate.py                                   # runs/ -> results/
+    python aggregate.py --runs runs/quick --results runs/quick/results
+    python aggregate.py --update-readme                   # also rewrite README's generated tables
+
+A run counts when its metrics.json exists; a run that stopped early (history.json only) is listed
+under "incomplete" with the epochs it finished, never mixed into the means.
+"""
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+PAPER = {  # paper v1 Table 2 (Seaquest, normalized return over 4 seeds; smoothness over one seed's rollouts)
+    ("Seaquest", "linear", 0): {"normalized_return": [2.53, 0.63], "smoothness": [0.48, 0.14]},
+    ("Seaquest", "fourier", 8): {"normalized_return": [2.78, 0.47], "smoothness": [0.22, 0.04]},
+    ("Seaquest", "fourier", 14): {"normalized_return": [3.70, 0.47], "smoothness": [0.39, 0.11]},
+}
+
+
+def stats(per_seed: dict) -> dict:
+    v = np.array(list(per_seed.values()), dtype=np.float64)
+    return {"per_seed": per_seed, "mean": float(v.mean()), "std": float(v.std())}  # np.std, as the reference
+
+
+def pooled_smoothness(history) -> dict:
+    """mean and std over all rollout PMFs of all epochs, from the per-epoch (n, mean, std)."""
+    n = np.array([h["smoothness_n"] for h in history], dtype=np.float64)
+    m = np.array([h["smoothness_mean"] for h in history])
+    s = np.array([h["smoothness_std"] for h in history])
+    mean = (n * m).sum() / n.sum()
+    var = (n * (s ** 2 + (m - mean) ** 2)).sum() / n.sum()
+    return {"mean": float(mean), "std": float(np.sqrt(var)), "n_pmfs": int(n.sum())}
+
+
+def collect(runs: Path):
+    done, incomplete = {}, []
+    for cfg_path in sorted(runs.glob("*/*/seed*/config.json")):
+        run = cfg_path.parent
+        cfg = json.loads(cfg_path.read_text())
+        key = (cfg["game"], cfg["head"], cfg["num_frequencies"])
+        if (run / "metrics.json").exists():
+            done.setdefault(key, []).append((run, cfg, json.loads((run / "metrics.json").read_text()),
+                                             json.loads((run / "env.json").read_text())))
+        else:
+            hist = json.loads((run / "history.json").read_text()) if (run / "history.json").exists() else []
+            incomplete.append({"run": str(run.relative_to(runs)), "epochs_finished": len(hist),
+                               "epochs_planned": cfg["epochs"]})
+    return done, incomplete
+
+
+def summarize(done, results: Path, runs: Path):
+    rows = []
+    for (game, head, n), items in sorted(done.items(), key=lambda kv: (kv[0][0], kv[0][1] != "linear", kv[0][2])):
+        seeds = {str(m["seed"]): m for _, _, m, _ in items}
+        envs = [e for _, _, _, e in items]
+        manifest_file = f"dataset_manifest_{game}.json"
+        row = {
+            "game": game, "head": head, "num_frequencies": n, "n_seeds": len(seeds), "seeds": sorted(map(int, seeds)),
+            "normalized_return_final": stats({s: m["normalized_return_final"] for s, m in seeds.items()}),
+            "normalized_return_best": stats({s: m["normalized_return_best"] for s, m in seeds.items()}),
+            "smoothness": stats({s: m["smoothness"] for s, m in seeds.items()}),
+            "return_final": stats({s: m["return_final"] for s, m in seeds.items()}),
+            "return_best": stats({s: m["return_best"] for s, m in seeds.items()}),
+            "test_loss_final": stats({s: m["history"][-1]["test_loss"] for s, m in seeds.items()}),
+            "episodes_per_evaluation": items[0][2]["episodes_per_eval"],
+            "epochs": items[0][2]["epochs"], "epoch_samples": items[0][2]["epoch_samples"],
+            "train_samples_per_second_per_run": stats({s: m["train_samples_per_second"] for s, m in seeds.items()}),
+            "eval_cut_short_episodes": int(sum(h["eval_cut_short"] for m in seeds.values() for h in m["history"])),
+            "provenance": {"gpu": sorted({e["gpu"] or "cpu" for e in envs}), "torch": sorted({e["torch"] for e in envs}),
+                           "commit": sorted({e["commit"] for e in envs}),
+                           "wall_seconds": {s: m["wall_seconds"] for s, m in seeds.items()},
+                           "runs_concurrent_on_one_gpu": len(done) * len(seeds),
+                           "dataset_manifest": manifest_file},
+        }
+        if "123" in seeds:  # the paper's smoothness: all rollout PMFs of seed 123
+            row["smoothness_seed123_over_pmfs"] = pooled_smoothness(seeds["123"]["history"])
+        if (game, head, n) in PAPER:
+            row["paper"] = PAPER[(game, head, n)]
+        rows.append(row)
+        # the final-epoch PMF trace of the first seed, for the PMF figure
+        run = items[0][0]
+        last = run / f"pmf_trace_epoch{items[0][2]['epochs']}.npz"
+        if last.exists():
+            (results / "pmf_traces").mkdir(parents=True, exist_ok=True)
+            shutil.copy(last, results / "pmf_traces" / f"{game}_{head}{n or ''}_seed{items[0][2]['seed']}.npz")
+    return rows
+
+
+def table(rows) -> str:
+    lines = ["| game | head | seeds | normalized return, final epoch | normalized return, best epoch | smoothness "
+             "(seed 123, over PMFs) | paper: normalized return | paper: smoothness |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        name = "Linear" if r["head"] == "linear" else f"Fourier-{r['num_frequencies']}"
+        f, b = r["normalized_return_final"], r["normalized_return_best"]
+        sm = r.get("smoothness_seed123_over_pmfs")
+        p = r.get("paper")
+        lines.append(f"| {r['game']} | {name} | {r['n_seeds']} | {f['mean']:.2f} ± {f['std']:.2f} | "
+                     f"{b['mean']:.2f} ± {b['std']:.2f} | "
+                     + (f"{sm['mean']:.3f} ± {sm['std']:.3f}" if sm else "–") + " | "
+                     + (f"{p['normalized_return'][0]:.2f} ± {p['normalized_return'][1]:.2f} | "
+                        f"{p['smoothness'][0]:.2f} ± {p['smoothness'][1]:.2f} |" if p else "– | – |"))
+    return "\n".join(lines)
+
+
+def data_table(manifest: dict) -> str:
+    lines = ["| split | transitions | episodes | return mean ± std | min | median | max | episode length (mean) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for split, s in manifest["splits"].items():
+        r = s["returns"]
+        lines.append(f"| {split} | {s['transitions']:,} | {r['episodes']} | {r['mean']:.0f} ± {r['std']:.0f} | "
+                     f"{r['min']:.0f} | {r['q50']:.0f} | {r['max']:.0f} | {s['episode_lengths']['mean']:.0f} |")
+    lines += ["", "| policy snapshot | PPO agent steps | train transitions | return mean ± std (train) |", "|---|---|---|---|"]
+    for p in manifest["splits"]["train"]["per_policy"]:
+        lines.append(f"| {p['file']} | {p.get('agent_steps', '–'):,} | {p['transitions']:,} | "
+                     f"{p['returns']['mean']:.0f} ± {p['returns']['std']:.0f} |")
+    return "\n".join(lines)
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in text:
+        return text
+    a, b = text.index(start) + len(start), text.index(end)
+    return text[:a] + "\n" + body + "\n" + text[b:]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", default=str(HERE / "runs"))
+    p.add_argument("--results", default=str(HERE / "results"))
+    p.add_argument("--data", default=str(HERE / "data"), help="where make_dataset.py wrote <game>/manifest.json")
+    p.add_argument("--update-readme", action="store_true")
+    args = p.parse_args(argv)
+    runs, results = Path(args.runs), Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    done, incomplete = collect(runs)
+    if not done:
+        raise SystemExit(f"no finished runs (metrics.json) under {runs}")
+    rows = summarize(done, results, runs)
+    manifests = {}
+    for game in {r["game"] for r in rows}:
+        src = Path(args.data) / game / "manifest.json"
+        dst = results / f"dataset_manifest_{game}.json"
+        if src.exists():
+            shutil.copy(src, dst)
+        if dst.exists():
+            manifests[game] = json.loads(dst.read_text())
+    curves = {}
+    for key, items in done.items():
+        name = "linear" if key[1] == "linear" else f"fourier{key[2]}"
+        curves[f"{key[0]}/{name}"] = {str(m["seed"]): [h["normalized_return"] for h in m["history"]] for _, _, m, _ in items}
+    summary = {"rows": rows, "incomplete_runs": incomplete, "normalized_return_per_epoch": curves}
+    (results / "summary.json").write_text(json.dumps(summary, indent=1))
+    tab = table(rows)
+    (results / "table.md").write_text(tab + "\n")
+    print(tab)
+    if args.update_readme:
+        readme = HERE / "README.md"
+        text = replace_block(readme.read_text(), "results", tab)
+        if "Seaquest" in manifests:
+            text = replace_block(text, "data", data_table(manifests["Seaquest"]))
+        readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Figures from saved results only (results/summary.json, results/pmf_traces/, the dataset manifest).
+
+    python plot.py                                        # results/ -> figures/
+    python plot.py --results runs/quick/results --figures runs/quick/figures
+
+figures/<game>_vs_frequencies.png  normalized return (final and best epoch) and smoothness vs N, with the
+                                   linear baseline as a band (mean ± std over seeds), paper values dashed
+figures/<game>_pmfs.png            next-action PMFs from rollouts, linear vs Fourier, joystick tick labels
+figures/<game>_per_epoch.png       normalized return after each epoch, every seed
+figures/<game>_data_returns.png    returns of the dataset episodes per policy snapshot
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+import plot_style
+from atari import JOYSTICK_NAMES
+
+HERE = Path(__file__).resolve().parent
+# short joystick labels: arrows for the directions, "F" for fire
+ARROWS = {"NOOP": "·", "LEFT": "←", "UPLEFT": "↖", "UP": "↑", "UPRIGHT": "↗", "RIGHT": "→", "DOWNRIGHT": "↘",
+          "DOWN": "↓", "DOWNLEFT": "↙", "FIRE": "F"}
+
+
+def tick_label(name: str) -> str:
+    if name.endswith("FIRE") and name != "FIRE":
+        return ARROWS[name[:-4]] + "F"
+    return ARROWS[name]
+
+
+def vs_frequencies(rows, game, figures):
+    import matplotlib.pyplot as plt
+    lin = [r for r in rows if r["game"] == game and r["head"] == "linear"]
+    four = sorted([r for r in rows if r["game"] == game and r["head"] == "fourier"], key=lambda r: r["num_frequencies"])
+    if not four:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    n = [r["num_frequencies"] for r in four]
+    for ax, key, label in ((axes[0], "normalized_return", "normalized return (×100)"), (axes[1], "smoothness", "smoothness (↓)")):
+        variants = [("_final", "-o", "final epoch"), ("_best", "--s", "best epoch")] if key == "normalized_return" else [("", "-o", "")]
+        for suffix, style, what in variants:
+            m = np.array([r[key + suffix]["mean"] for r in four])
+            s = np.array([r[key + suffix]["std"] for r in four])
+            ax.errorbar(n, m, yerr=s, fmt=style, color=plot_style.COLORS["fourier"], capsize=3,
+                        label=f"Fourier head, {what}".rstrip(", "), alpha=1.0 if suffix != "_best" else 0.6)
+            if lin:
+                lm, ls = lin[0][key + suffix]["mean"], lin[0][key + suffix]["std"]
+                ax.axhline(lm, color=plot_style.COLORS["linear"], ls="-" if suffix != "_best" else "--",
+                           alpha=1.0 if suffix != "_best" else 0.6, label=f"linear head, {what}".rstrip(", "))
+                ax.axhspan(lm - ls, lm + ls, color=plot_style.COLORS["linear"], alpha=0.08)
+        paper = [(r["num_frequencies"], r["paper"][key][0]) for r in four if "paper" in r]
+        if paper:
+            ax.plot(*zip(*paper), "x", color="k", label="paper v1 (Fourier)")
+        if lin and "paper" in lin[0]:
+            ax.axhline(lin[0]["paper"][key][0], color="k", ls=":", lw=1, label="paper v1 (linear)")
+        ax.set_xlabel("number of frequencies N")
+        ax.set_ylabel(label)
+        ax.set_xticks(n)
+    seeds = four[0]["n_seeds"]
+    axes[0].set_title(f"{game}: normalized return ({seeds} seeds)")
+    axes[1].set_title(f"{game}: smoothness of rollout PMFs")
+    axes[0].legend(fontsize=7)
+    plot_style.save(fig, figures / f"{game}_vs_frequencies.png")
+
+
+def pmfs(results, game, figures, steps=(0, 50, 100, 200)):
+    import matplotlib.pyplot as plt
+    traces = sorted((results / "pmf_traces").glob(f"{game}_*.npz"))
+    if not traces:
+        return
+    chosen = [t for t in traces if "_linear" in t.name][:1] + [t for t in traces if "_fourier" in t.name]
+    labels = [tick_label(nm) for nm in JOYSTICK_NAMES]
+    usable = [s for s in steps if all(len(np.load(t)["pmf"]) > s for t in chosen)]
+    if not usable:
+        return
+    fig, axes = plt.subplots(len(usable), len(chosen), figsize=(3.2 * len(chosen), 1.9 * len(usable)), squeeze=False)
+    for j, t in enumerate(chosen):
+        d = np.load(t)
+        name = t.stem.split("_")[1]
+        color = plot_style.COLORS["linear" if name == "linear" else "fourier"]
+        for i, s in enumerate(usable):
+            ax = axes[i, j]
+            ax.bar(np.arange(18), d["pmf"][s].astype(np.float32), color=color)
+            ax.plot(d["action"][s], 0, "o", color=plot_style.COLORS["true"], ms=5, clip_on=False)
+            ax.set_xticks(np.arange(18), labels, fontsize=8, rotation=90)
+            ax.set_ylim(0, 1)
+            if i == 0:
+                ax.set_title(("Linear" if name == "linear" else f"Fourier-{name[7:]}") + " head", fontsize=10)
+            if j == 0:
+                ax.set_ylabel(f"step {s}", fontsize=9)
+    fig.suptitle(f"{game}: next-action PMFs during a rollout (final epoch; green dot: the sampled action)",
+                 fontsize=10, y=1.0 + 0.08 / len(usable))
+    plot_style.save(fig, figures / f"{game}_pmfs.png")
+
+
+def per_epoch(summary, game, figures):
+    import matplotlib.pyplot as plt
+    curves = {k.split("/")[1]: v for k, v in summary["normalized_return_per_epoch"].items() if k.startswith(game + "/")}
+    if not curves:
+        return
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    shades = iter(["#2471a3", "#5dade2", "#1a5276", "#85c1e9"])
+    for name, seeds in sorted(curves.items()):
+        color = plot_style.COLORS["linear"] if name == "linear" else next(shades)
+        for k, (seed, ys) in enumerate(sorted(seeds.items())):
+            ax.plot(np.arange(1, len(ys) + 1), ys, "-o", color=color, ms=3, alpha=0.8,
+                    label=name if k == 0 else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("normalized return (×100)")
+    ax.set_title(f"{game}: return after each epoch (10 episodes each)")
+    ax.legend(fontsize=8)
+    plot_style.save(fig, figures / f"{game}_per_epoch.png")
+
+
+def data_returns(results, game, figures):
+    import matplotlib.pyplot as plt
+    path = results / f"dataset_manifest_{game}.json"
+    if not path.exists():
+        return
+    m = json.loads(path.read_text())
+    pol = m["splits"]["train"]["per_policy"]
+    x = np.arange(len(pol))
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    q = lambda key: np.array([p["returns"][key] for p in pol])
+    ax.fill_between(x, q("q10"), q("q90"), color=plot_style.COLORS["regression"], alpha=0.25, label="10–90% of episodes")
+    ax.plot(x, q("q50"), "-o", color="k", ms=3, label="median")
+    ax.plot(x, q("mean"), "--", color=plot_style.COLORS["fourier"], label="mean")
+    ax.axhline(m["splits"]["train"]["returns"]["mean"], color="grey", lw=0.8, ls=":", label="whole train split, mean")
+    ax.set_xticks(x, [f"{p.get('agent_steps', 0) / 1e6:.2f}M" for p in pol], fontsize=8)
+    ax.set_xlabel("PPO snapshot (agent steps when saved)")
+    ax.set_ylabel("episode return")
+    ax.set_title(f"{game}: returns in the offline dataset (train split)")
+    ax.legend(fontsize=7)
+    plot_style.save(fig, figures / f"{game}_data_returns.png")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default=str(HERE / "results"))
+    p.add_argument("--figures", default=str(HERE / "figures"))
+    args = p.parse_args(argv)
+    results, figures = Path(args.results), Path(args.figures)
+    summary = json.loads((results / "summary.json").read_text())
+    plot_style.use()
+    for game in sorted({r["game"] for r in summary["rows"]}):
+        vs_frequencies(summary["rows"], game, figures)
+        pmfs(results, game, figures)
+        per_epoch(summary, game, figures)
+        data_returns(results, game, figures)
+    print(f"figures in {figures}")
+
+
+if __name__ == "__main__":
+    main()
