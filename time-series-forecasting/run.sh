@@ -7,6 +7,7 @@
 #                           then all three are evaluated on the 20-dataset benchmark -> runs/h100/
 #   bash run.sh --paper     the paper's 7 configs at full scale (200k steps, global batch 256) with
 #                           torchrun on 8 GPUs (days; never run here) -> runs/paper/
+#   bash run.sh --ablations Fourier-550 with gamma = 0 and with uniform binning, same budget (STEPS=900)
 #   bash run.sh --ddp       DDP check: 1 vs 2 GPUs at the same global batch, then a short 2-GPU run
 # Then aggregate.py (-> results/) and plot.py (-> figures/). Finished runs are skipped; interrupted
 # ones resume from their checkpoint. Env: PYTHON (default python3), BUDGET (training seconds, default
@@ -40,6 +41,21 @@ elif [[ "$MODE" == "--paper" ]]; then
   $T $C --head fourier --num-frequencies 550 --binning uniform
   "$PY" evaluate.py $R/*/
   "$PY" aggregate.py --runs $R --results results/paper-scale
+elif [[ "$MODE" == "--ablations" ]]; then
+  # Table 3's two Fourier-550 ablations (gamma = 0; uniform binning) at the budget of the main runs
+  R=runs/h100; mkdir -p $R; STEPS=${STEPS:-900}
+  "$PY" data.py --num-series 20000
+  for H in "--gamma 0" "--binning uniform"; do
+    "$PY" train.py --batch-size 64 --out-dir $R --head fourier --num-frequencies 550 $H --steps "$STEPS" \
+      --ckpt-every 500 --log-every 50 > "$R/train_f550_$(echo $H | tr -d ' -').log" 2>&1 &
+  done
+  wait
+  copy_out $R
+  for d in $R/mini_fourier550_g0_*_steps"$STEPS"_*/ $R/mini_fourier550_g1e-06_uniform_steps"$STEPS"_*/; do
+    "$PY" evaluate.py "$d" > "$d/eval.log" 2>&1 &
+  done
+  wait
+  copy_out $R
 elif [[ "$MODE" == "--ddp" ]]; then
   R=runs/ddp; mkdir -p $R
   export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
