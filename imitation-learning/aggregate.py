@@ -123,6 +123,31 @@ def data_table(manifest: dict) -> str:
     return "\n".join(lines)
 
 
+def throughput_table(rows, manifest, timing) -> str:
+    lines = ["| stage | measured | where |", "|---|---|---|"]
+    agent = manifest.get("agent") if manifest else None
+    if agent:
+        lines.append(f"| PPO agent (training, {agent['config']['num_envs']} envs, GPU updates) | "
+                     f"{agent['agent_steps_per_second']:,.0f} agent steps/s ({4 * agent['agent_steps_per_second']:,.0f} frames/s); "
+                     f"{agent['agent_steps']:,} steps in {agent['wall_seconds']:.0f} s | {agent['env']['gpu']}, "
+                     f"{agent['env']['cpu_count']} CPU cores |")
+    if manifest:
+        t = manifest["throughput"]
+        lines.append(f"| dataset generation (replay of the 8 snapshots, {t['workers']} workers x {t['envs_per_worker']} envs) | "
+                     f"{t['kept_transitions_per_second']:,.0f} kept transitions/s; "
+                     f"{sum(s['transitions'] for s in manifest['splits'].values()):,} transitions in {manifest['wall_seconds']:.0f} s | "
+                     f"{manifest['env']['gpu']}, {manifest['env']['cpu_count']} CPU cores |")
+    for r in rows:
+        name = "linear" if r["head"] == "linear" else f"Fourier-{r['num_frequencies']}"
+        v = r["train_samples_per_second_per_run"]
+        lines.append(f"| DT training, {name} (one of {r['provenance']['runs_concurrent_on_one_gpu']} runs sharing the GPU) | "
+                     f"{v['mean']:,.0f} samples/s per run (30-step windows, batch 128, bf16) | {', '.join(r['provenance']['gpu'])} |")
+    if timing:
+        lines.append(f"| DT training, short timing run (call 1, random-policy data) | alone {timing['alone']:,.0f}, "
+                     f"6 at once {timing['six_concurrent_total']:,.0f} samples/s in total (includes start-up) | H100 |")
+    return "\n".join(lines)
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     if start not in text:
@@ -166,6 +191,9 @@ def main(argv=None):
         text = replace_block(readme.read_text(), "results", tab)
         if "Seaquest" in manifests:
             text = replace_block(text, "data", data_table(manifests["Seaquest"]))
+        timing_file = results / "dt_timing_call1.json"
+        timing = json.loads(timing_file.read_text()) if timing_file.exists() else None
+        text = replace_block(text, "throughput", throughput_table(rows, manifests.get("Seaquest"), timing))
         readme.write_text(text)
 
 
