@@ -13,9 +13,14 @@ torch, commit, wall_seconds = training + evaluation).
 import argparse
 import json
 import re
+import shutil
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
+PMF_DATASET = "aus_retail"  # the forecast whose PMFs results/pmf_examples.npz keeps (first series, all steps)
+KEEP = ("config.json", "env.json", "train.json", "metrics.json", "log.jsonl")  # copied to results/runs/<run>/
 PAPER = {  # v1 Table 3 (MASE, WQL, smoothness mean, smoothness std)
     "Linear": (0.883, 0.750, 0.1689, 0.1087),
     "Fourier-64": (0.875, 0.798, 0.0032, 0.0012),
@@ -143,6 +148,18 @@ def main():
     summary = dict(rows=rows, throughput=bench, ddp=ddp_summary(runs), seasonal_naive=naive,
                    paper={k: dict(mase=v[0], wql=v[1], smoothness=v[2], smoothness_std=v[3]) for k, v in PAPER.items()})
     results.mkdir(parents=True, exist_ok=True)
+    pmfs = {}
+    for r in rows:
+        ex = runs / r["run"] / "pmf_examples.npz"
+        if ex.exists():
+            z = np.load(ex)
+            pmfs[r["run"]] = z[PMF_DATASET] if PMF_DATASET in z else z[list(z.keys())[0]]
+        (results / "runs" / r["run"]).mkdir(parents=True, exist_ok=True)
+        for name in KEEP:
+            if (runs / r["run"] / name).exists():
+                shutil.copy(runs / r["run"] / name, results / "runs" / r["run"] / name)
+    if pmfs:
+        np.savez_compressed(results / "pmf_examples.npz", **pmfs)
     (results / "summary.json").write_text(json.dumps(summary, indent=1))
     text = table(rows, naive)
     tp = throughput_table(bench)

@@ -1,10 +1,10 @@
 """Figures from saved results (never from live training):
 
-    python plot.py [--results results] [--runs runs/h100] [--figures figures] [--dataset aus_retail]
+    python plot.py [--results results] [--figures figures]
 
 figures/pmf.png      the predictive PMF of one forecast step, linear vs the Fourier head with the most
                      frequencies (full 4094-token range and a zoom window around the mode; smoothness
-                     in the titles); PMFs from the runs' pmf_examples.npz
+                     in the titles); PMFs from results/pmf_examples.npz (aggregate.py)
 figures/metrics.png  MASE, WQL (aggregate relative scores) and smoothness vs number of frequencies,
                      the linear head as a horizontal line
 """
@@ -26,18 +26,15 @@ from fourier_head import smoothness
 HERE = Path(__file__).resolve().parent
 
 
-def pmf_figure(rows, runs: Path, dataset: str, out: Path):
+def pmf_figure(rows, examples, dataset: str, out: Path):
     linear = next((r for r in rows if r["head"] == "linear" and r["binning"] == "mixed"), None)
     fouriers = [r for r in rows if r["head"] == "fourier" and r["binning"] == "mixed" and r["gamma"]]
     if linear is None or not fouriers:
         return
     fourier = max(fouriers, key=lambda r: r["num_frequencies"])
-    pmfs = {}
-    for r in (linear, fourier):
-        ex = np.load(runs / r["run"] / "pmf_examples.npz")
-        if dataset not in ex:
-            dataset = list(ex.keys())[0]
-        pmfs[r["label"]] = np.load(runs / r["run"] / "pmf_examples.npz")[dataset][0]  # first forecast step
+    if linear["run"] not in examples or fourier["run"] not in examples:
+        return
+    pmfs = {r["label"]: examples[r["run"]][0] for r in (linear, fourier)}  # first forecast step
     plot_style.use()
     fig, axes = plt.subplots(2, 2, figsize=(11, 6), gridspec_kw=dict(width_ratios=[2, 1]))
     mode = int(np.argmax(pmfs[linear["label"]]))
@@ -49,11 +46,12 @@ def pmf_figure(rows, runs: Path, dataset: str, out: Path):
         axes[i, 0].axvspan(lo, hi, color="grey", alpha=0.15)
         axes[i, 0].set_title(f"{name}: smoothness {s:.4f}")
         axes[i, 1].bar(np.arange(lo, hi), pmf[lo:hi], width=1.0, color=color)
-        axes[i, 1].set_title(f"zoom: tokens {lo + 2}-{hi + 1}")
+        axes[i, 1].set_title(f"zoom: grid indices {lo}-{hi - 1}")
         axes[i, 0].set_ylabel("probability")
     for ax in axes[-1]:
         ax.set_xlabel("value token (index on the head's grid)")
     fig.suptitle(f"Predictive PMF of the first forecast step ({dataset}, first series)")
+    fig.tight_layout()
     plot_style.save(fig, out)
 
 
@@ -77,24 +75,22 @@ def metrics_figure(rows, out: Path):
         ax.set_title(title)
     axes[0].legend()
     fig.suptitle(f"{fourier[0]['size']} model, {fourier[0]['steps']} steps, {fourier[0]['num_datasets']} datasets")
+    fig.tight_layout()
     plot_style.save(fig, out)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default=str(HERE / "results"))
-    p.add_argument("--runs", default=str(HERE / "runs" / "h100"))
     p.add_argument("--figures", default=str(HERE / "figures"))
-    p.add_argument("--dataset", default="aus_retail")
+    p.add_argument("--dataset", default="aus_retail", help="label only: the dataset aggregate.py kept PMFs of")
     args = p.parse_args()
     rows = json.loads((Path(args.results) / "summary.json").read_text())["rows"]
     figures = Path(args.figures)
     figures.mkdir(parents=True, exist_ok=True)
-    runs = Path(args.runs)
-    if all((runs / r["run"] / "pmf_examples.npz").exists() for r in rows):
-        pmf_figure(rows, runs, args.dataset, figures / "pmf.png")
-    elif (Path(args.results) / "pmf_examples").exists():  # committed copies
-        pmf_figure(rows, Path(args.results) / "pmf_examples", args.dataset, figures / "pmf.png")
+    examples = Path(args.results) / "pmf_examples.npz"  # written by aggregate.py
+    if examples.exists():
+        pmf_figure(rows, np.load(examples), args.dataset, figures / "pmf.png")
     metrics_figure(rows, figures / "metrics.png")
     print(f"figures in {figures}")
 

@@ -30,7 +30,7 @@ if [[ "$MODE" == "--quick" ]]; then
   "$PY" train.py --quick --head fourier --num-frequencies 64
   "$PY" evaluate.py $R/smoke_* --datasets m1_yearly classic_quarterly --num-samples 5 --smoothness-items 8
   "$PY" aggregate.py --runs $R --results $R/results
-  "$PY" plot.py --results $R/results --runs $R --figures $R/figures
+  "$PY" plot.py --results $R/results --figures $R/figures
 elif [[ "$MODE" == "--paper" ]]; then
   R=runs/paper; T="torchrun --nproc-per-node ${NGPU:-8} train.py --out-dir $R --batch-size 256 --steps 200000"
   "$PY" data.py --num-series 1000000 --out data/kernelsynth-1m
@@ -88,5 +88,5 @@ else
   wait
   copy_out $R
   "$PY" aggregate.py --runs $R --results results
-  "$PY" plot.py --results results --runs $R --figures figures
+  "$PY" plot.py --results results --figures figures
 fi

@@ -113,15 +113,17 @@ def model_config(cfg: Config) -> ModelConfig:
 
 
 def environment(device) -> dict:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
-                                text=True).stdout.strip()
-    except OSError:
-        commit = ""
+    commit = os.environ.get("GIT_COMMIT", "")  # set it where the checkout has no (or a stale) .git
+    if not commit:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
+                                    text=True).stdout.strip()
+        except OSError:
+            commit = ""
     import transformers
     return dict(python=platform.python_version(), torch=torch.__version__, transformers=transformers.__version__,
                 numpy=np.__version__, gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                commit=commit or os.environ.get("GIT_COMMIT", ""), hostname=platform.node(),
+                commit=commit, hostname=platform.node(),
                 world_size=int(os.environ.get("WORLD_SIZE", "1")))
 
 
