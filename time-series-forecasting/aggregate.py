@@ -132,6 +132,23 @@ def throughput_table(bench) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ddp_table(ddp) -> str:
+    if not ddp or not ddp.get("bench"):
+        return ""
+    lines = ["| GPUs | global batch | s/step | training tokens/s | GPU |", "|---|---|---|---|---|"]
+    for b in ddp["bench"]:
+        lines.append(f"| {b['world_size']} | {b['batch_size']} | {b['seconds_per_step']:.4f} | {b['tokens_per_second']:,.0f} | {b['gpu']} |")
+    text = "\n".join(lines) + "\n"
+    if "speedup_2gpu" in ddp:
+        text += f"\n2-GPU speed-up: x{ddp['speedup_2gpu']:.2f}.\n"
+    if ddp.get("train_log"):
+        log = ddp["train_log"]
+        text += (f"2-GPU training (Fourier-550, global batch 64, {log[-1]['step']} steps): loss "
+                 f"{log[0]['loss']:.3f} at step {log[0]['step']} -> {log[-1]['loss']:.3f} at step {log[-1]['step']} "
+                 f"(min {min(r['loss'] for r in log):.3f}).\n")
+    return text
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", default=str(HERE / "runs" / "h100"))
@@ -168,7 +185,7 @@ def main():
     if args.update_readme:
         readme = HERE / "README.md"
         body = readme.read_text()
-        for tag, content in (("TABLE", text), ("THROUGHPUT", tp)):
+        for tag, content in (("TABLE", text), ("THROUGHPUT", tp), ("DDP", ddp_table(summary["ddp"]))):
             body = re.sub(rf"(<!-- {tag} START -->\n).*?(<!-- {tag} END -->)", lambda m: m.group(1) + content + m.group(2),
                           body, flags=re.S)
         readme.write_text(body)
