@@ -20,7 +20,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 PMF_DATASET = "aus_retail"  # the forecast whose PMFs results/pmf_examples.npz keeps (first series, all steps)
-KEEP = ("config.json", "env.json", "train.json", "metrics.json", "log.jsonl")  # copied to results/runs/<run>/
+KEEP = ("config.json", "env.json", "train.json", "metrics.json", "log.jsonl")  # copied to results/run_files/<run>/
 PAPER = {  # v1 Table 3 (MASE, WQL, smoothness mean, smoothness std)
     "Linear": (0.883, 0.750, 0.1689, 0.1087),
     "Fourier-64": (0.875, 0.798, 0.0032, 0.0012),
@@ -171,10 +171,10 @@ def main():
         if ex.exists():
             z = np.load(ex)
             pmfs[r["run"]] = z[PMF_DATASET] if PMF_DATASET in z else z[list(z.keys())[0]]
-        (results / "runs" / r["run"]).mkdir(parents=True, exist_ok=True)
+        (results / "run_files" / r["run"]).mkdir(parents=True, exist_ok=True)
         for name in KEEP:
             if (runs / r["run"] / name).exists():
-                shutil.copy(runs / r["run"] / name, results / "runs" / r["run"] / name)
+                shutil.copy(runs / r["run"] / name, results / "run_files" / r["run"] / name)
     if pmfs:
         np.savez_compressed(results / "pmf_examples.npz", **pmfs)
     (results / "summary.json").write_text(json.dumps(summary, indent=1))
