@@ -38,19 +38,38 @@ def pooled_smoothness(history) -> dict:
     return {"mean": float(mean), "std": float(np.sqrt(var)), "n_pmfs": int(n.sum())}
 
 
+def metrics_from_history(cfg: dict, hist: list) -> dict:
+    """What metrics.json would hold, from the epochs a stopped run finished (flagged incomplete)."""
+    norm = [h["normalized_return"] for h in hist]
+    n = sum(h["smoothness_n"] for h in hist)
+    return {"seed": cfg["seed"], "normalized_return_final": norm[-1], "normalized_return_best": max(norm),
+            "return_final": hist[-1]["eval_mean_return"], "return_best": max(h["eval_mean_return"] for h in hist),
+            "smoothness": sum(h["smoothness_sum"] for h in hist) / n, "episodes_per_eval": cfg["eval_episodes"],
+            "epochs": cfg["epochs"], "epoch_samples": cfg["epoch_samples_resolved"],
+            "train_samples_per_second": round(hist[-1]["tokens"] / cfg["context"] / hist[-1]["train_seconds_cumulative"], 1),
+            "wall_seconds": None, "history": hist}
+
+
 def collect(runs: Path):
+    """Finished runs, plus stopped runs with at least one evaluated epoch (marked incomplete)."""
     done, incomplete = {}, []
     for cfg_path in sorted(runs.glob("*/*/seed*/config.json")):
         run = cfg_path.parent
         cfg = json.loads(cfg_path.read_text())
         key = (cfg["game"], cfg["head"], cfg["num_frequencies"])
+        env = json.loads((run / "env.json").read_text())
         if (run / "metrics.json").exists():
-            done.setdefault(key, []).append((run, cfg, json.loads((run / "metrics.json").read_text()),
-                                             json.loads((run / "env.json").read_text())))
+            m = json.loads((run / "metrics.json").read_text())
+            m["complete"] = True
         else:
             hist = json.loads((run / "history.json").read_text()) if (run / "history.json").exists() else []
             incomplete.append({"run": str(run.relative_to(runs)), "epochs_finished": len(hist),
                                "epochs_planned": cfg["epochs"]})
+            if not hist:
+                continue
+            m = metrics_from_history(cfg, hist)
+            m["complete"] = False
+        done.setdefault(key, []).append((run, cfg, m, env))
     return done, incomplete
 
 
@@ -69,7 +88,11 @@ def summarize(done, results: Path, runs: Path):
             "return_best": stats({s: m["return_best"] for s, m in seeds.items()}),
             "test_loss_final": stats({s: m["history"][-1]["test_loss"] for s, m in seeds.items()}),
             "episodes_per_evaluation": items[0][2]["episodes_per_eval"],
-            "epochs": items[0][2]["epochs"], "epoch_samples": items[0][2]["epoch_samples"],
+            "complete": all(m["complete"] for m in seeds.values()),
+            "epochs_planned": items[0][2]["epochs"],
+            "epochs_finished": {s: len(m["history"]) for s, m in seeds.items()},
+            "epoch_samples": {s: m["epoch_samples"] for s, m in seeds.items()},
+            "train_samples_seen": {s: m["history"][-1]["tokens"] // items[0][1]["context"] for s, m in seeds.items()},
             "train_samples_per_second_per_run": stats({s: m["train_samples_per_second"] for s, m in seeds.items()}),
             "eval_cut_short_episodes": int(sum(h["eval_cut_short"] for m in seeds.values() for h in m["history"])),
             "provenance": {"gpu": sorted({e["gpu"] or "cpu" for e in envs}), "torch": sorted({e["torch"] for e in envs}),
@@ -85,7 +108,7 @@ def summarize(done, results: Path, runs: Path):
         rows.append(row)
         # the final-epoch PMF trace of the first seed, for the PMF figure
         run = items[0][0]
-        last = run / f"pmf_trace_epoch{items[0][2]['epochs']}.npz"
+        last = run / f"pmf_trace_epoch{len(items[0][2]['history'])}.npz"
         if last.exists():
             (results / "pmf_traces").mkdir(parents=True, exist_ok=True)
             shutil.copy(last, results / "pmf_traces" / f"{game}_{head}{n or ''}_seed{items[0][2]['seed']}.npz")
@@ -93,15 +116,18 @@ def summarize(done, results: Path, runs: Path):
 
 
 def table(rows) -> str:
-    lines = ["| game | head | seeds | normalized return, final epoch | normalized return, best epoch | smoothness "
+    lines = ["| game | head | seeds | epochs done | windows seen per run | normalized return, final epoch | normalized return, best epoch | smoothness "
              "(seed 123, over PMFs) | paper: normalized return | paper: smoothness |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         name = "Linear" if r["head"] == "linear" else f"Fourier-{r['num_frequencies']}"
         f, b = r["normalized_return_final"], r["normalized_return_best"]
         sm = r.get("smoothness_seed123_over_pmfs")
         p = r.get("paper")
-        lines.append(f"| {r['game']} | {name} | {r['n_seeds']} | {f['mean']:.2f} ± {f['std']:.2f} | "
+        ep = sorted(set(r["epochs_finished"].values()))
+        seen = sorted(r["train_samples_seen"].values())
+        lines.append(f"| {r['game']} | {name} | {r['n_seeds']} | {'/'.join(map(str, ep))} of {r['epochs_planned']} | "
+                     f"{seen[0] / 1e3:.0f}k–{seen[-1] / 1e3:.0f}k | {f['mean']:.2f} ± {f['std']:.2f} | "
                      f"{b['mean']:.2f} ± {b['std']:.2f} | "
                      + (f"{sm['mean']:.3f} ± {sm['std']:.3f}" if sm else "–") + " | "
                      + (f"{p['normalized_return'][0]:.2f} ± {p['normalized_return'][1]:.2f} | "
@@ -111,7 +137,7 @@ def table(rows) -> str:
 
 def data_table(manifest: dict) -> str:
     lines = ["| split | transitions | episodes | return mean ± std | min | median | max | episode length (mean) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for split, s in manifest["splits"].items():
         r = s["returns"]
         lines.append(f"| {split} | {s['transitions']:,} | {r['episodes']} | {r['mean']:.0f} ± {r['std']:.0f} | "

@@ -92,9 +92,9 @@ def parse_config(argv=None) -> Config:
         parser.error(f"unknown game {cfg.game!r}; choose from {', '.join(atari.GAMES)}")
     if cfg.head not in ("linear", "fourier") or (cfg.head == "fourier") != (cfg.num_frequencies > 0):
         parser.error("--head linear (no --num-frequencies) or --head fourier --num-frequencies N (N >= 1)")
-    root = HERE / "runs" / ("quick" if cfg.quick else "")
-    cfg.data_dir = cfg.data_dir or str(root / "data" / cfg.game)
-    cfg.out_dir = cfg.out_dir or str(root / cfg.game / head_name(cfg) / f"seed{cfg.seed}")
+    runs = HERE / "runs" / ("quick" if cfg.quick else "")
+    cfg.data_dir = cfg.data_dir or str((runs / "data" if cfg.quick else HERE / "data") / cfg.game)
+    cfg.out_dir = cfg.out_dir or str(runs / cfg.game / head_name(cfg) / f"seed{cfg.seed}")
     cfg.target_return = cfg.target_return or atari.GAMES[cfg.game]["target_return"]
     return cfg
 

@@ -5,7 +5,7 @@
 # it measures over its steps 100-200, so that 5 epochs + 5 evaluations fit what is left after the dataset.
 source "$(dirname "$0")/common.sh"
 T0=$(date +%s); BUDGET=${BUDGET:-550}
-python3 make_dataset.py --workers 8 --num-envs 16 2>&1
+[[ -f data/Seaquest/manifest.json ]] || python3 make_dataset.py --workers 8 --num-envs 16 2>&1
 cp data/Seaquest/manifest.json "$OUT/manifest.json"
 LEFT=$(( BUDGET - ($(date +%s) - T0) ))
 echo "seconds left for the DTs: $LEFT"
