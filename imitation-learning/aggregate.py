@@ -47,7 +47,9 @@ def metrics_from_history(cfg: dict, hist: list) -> dict:
             "smoothness": sum(h["smoothness_sum"] for h in hist) / n, "episodes_per_eval": cfg["eval_episodes"],
             "epochs": cfg["epochs"], "epoch_samples": cfg["epoch_samples_resolved"],
             "train_samples_per_second": round(hist[-1]["tokens"] / cfg["context"] / hist[-1]["train_seconds_cumulative"], 1),
-            "wall_seconds": None, "history": hist}
+            # no end-of-run wall time: the training and evaluation seconds of the finished epochs instead
+            "wall_seconds": round(hist[-1]["train_seconds_cumulative"] + sum(h["eval_seconds"] for h in hist), 1),
+            "history": hist}
 
 
 def collect(runs: Path):
@@ -99,7 +101,7 @@ def summarize(done, results: Path, runs: Path):
                            "commit": sorted({e["commit"] for e in envs}),
                            "wall_seconds": {s: m["wall_seconds"] for s, m in seeds.items()},
                            "runs_concurrent_on_one_gpu": len(done) * len(seeds),
-                           "dataset_manifest": manifest_file},
+                           "dataset_manifest": manifest_file, "gpu_calls": "gpu_calls.json"},
         }
         if "123" in seeds:  # the paper's smoothness: all rollout PMFs of seed 123
             row["smoothness_seed123_over_pmfs"] = pooled_smoothness(seeds["123"]["history"])
@@ -137,7 +139,7 @@ def table(rows) -> str:
 
 def data_table(manifest: dict) -> str:
     lines = ["| split | transitions | episodes | return mean ± std | min | median | max | episode length (mean) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|"]
     for split, s in manifest["splits"].items():
         r = s["returns"]
         lines.append(f"| {split} | {s['transitions']:,} | {r['episodes']} | {r['mean']:.0f} ± {r['std']:.0f} | "

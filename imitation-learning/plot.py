@@ -27,7 +27,7 @@ ARROWS = {"NOOP": "·", "LEFT": "←", "UPLEFT": "↖", "UP": "↑", "UPRIGHT": 
 
 def tick_label(name: str) -> str:
     if name.endswith("FIRE") and name != "FIRE":
-        return ARROWS[name[:-4]] + "F"
+        return ARROWS[name[:-4]] + "\nF"
     return ARROWS[name]
 
 
@@ -71,12 +71,14 @@ def pmfs(results, game, figures, steps=(0, 50, 100, 200)):
     traces = sorted((results / "pmf_traces").glob(f"{game}_*.npz"))
     if not traces:
         return
-    chosen = [t for t in traces if "_linear" in t.name][:1] + [t for t in traces if "_fourier" in t.name]
+    fourier = sorted((t for t in traces if "_fourier" in t.name), key=lambda t: int(t.stem.split("_")[1][7:]))
+    chosen = [t for t in traces if "_linear" in t.name][:1] + fourier
     labels = [tick_label(nm) for nm in JOYSTICK_NAMES]
     usable = [s for s in steps if all(len(np.load(t)["pmf"]) > s for t in chosen)]
     if not usable:
         return
-    fig, axes = plt.subplots(len(usable), len(chosen), figsize=(3.2 * len(chosen), 1.9 * len(usable)), squeeze=False)
+    fig, axes = plt.subplots(len(usable), len(chosen), figsize=(3.4 * len(chosen), 2.3 * len(usable)), squeeze=False,
+                             constrained_layout=True)
     for j, t in enumerate(chosen):
         d = np.load(t)
         name = t.stem.split("_")[1]
@@ -85,14 +87,14 @@ def pmfs(results, game, figures, steps=(0, 50, 100, 200)):
             ax = axes[i, j]
             ax.bar(np.arange(18), d["pmf"][s].astype(np.float32), color=color)
             ax.plot(d["action"][s], 0, "o", color=plot_style.COLORS["true"], ms=5, clip_on=False)
-            ax.set_xticks(np.arange(18), labels, fontsize=8, rotation=90)
+            ax.set_xticks(np.arange(18), labels, fontsize=8)
             ax.set_ylim(0, 1)
             if i == 0:
                 ax.set_title(("Linear" if name == "linear" else f"Fourier-{name[7:]}") + " head", fontsize=10)
             if j == 0:
                 ax.set_ylabel(f"step {s}", fontsize=9)
-    fig.suptitle(f"{game}: next-action PMFs during a rollout (final epoch; green dot: the sampled action)",
-                 fontsize=10, y=1.0 + 0.08 / len(usable))
+    fig.suptitle(f"{game}: next-action PMFs during a rollout (last evaluated epoch, seed 123; green dot: the sampled action)",
+                 fontsize=10)
     plot_style.save(fig, figures / f"{game}_pmfs.png")
 
 
@@ -108,6 +110,7 @@ def per_epoch(summary, game, figures):
         for k, (seed, ys) in enumerate(sorted(seeds.items())):
             ax.plot(np.arange(1, len(ys) + 1), ys, "-o", color=color, ms=3, alpha=0.8,
                     label=name if k == 0 else None)
+    ax.set_xticks(range(1, 1 + max(len(ys) for seeds in curves.values() for ys in seeds.values())))
     ax.set_xlabel("epoch")
     ax.set_ylabel("normalized return (×100)")
     ax.set_title(f"{game}: return after each epoch (10 episodes each)")
