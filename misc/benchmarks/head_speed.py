@@ -113,6 +113,9 @@ def measure(model, x, y, device, repeats):
 def measure_graphed(model, x, y, repeats):
     """ms of one forward+backward replayed from a CUDA graph: the GPU's own time, without the CPU's
     kernel launches (what a graphed or large, GPU-bound training step pays for the head)."""
+    # A fresh input leaf: the eager timings' autograd nodes for x were made on the default stream, and
+    # one kept alive (the naive head stores its regulariser's graph) would break the capture.
+    x = x.detach().clone().requires_grad_(True)
     try:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -121,7 +124,7 @@ def measure_graphed(model, x, y, repeats):
                 fwd_bwd(model, x, y)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=side):
             fwd_bwd(model, x, y)
         for _ in range(3):
             graph.replay()
@@ -234,6 +237,7 @@ def main():
         for key, values in times.items():
             row[f"{key}_ms"] = None if None in values else round(statistics.median(values), 4)
         if device.type == "cuda":
+            models["naive"].loss_regularization = None  # drop the graph it keeps alive
             for key in ("linear", "fourier"):
                 ms = measure_graphed(models[key], x, y, args.repeats)
                 row[f"{key}_graphed_ms"] = None if ms is None else round(ms, 4)
