@@ -116,6 +116,8 @@ def measure_graphed(model, x, y, repeats):
     # A fresh input leaf: the eager timings' autograd nodes for x were made on the default stream, and
     # one kept alive (the naive head stores its regulariser's graph) would break the capture.
     x = x.detach().clone().requires_grad_(True)
+    if getattr(model, "loss_regularization", None) is not None:
+        model.loss_regularization = None  # a stored regulariser keeps its graph (and nodes) alive
     try:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
