@@ -86,7 +86,9 @@ def test_failing_kernel_falls_back_to_eager(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no compiler")
 
-    monkeypatch.setattr(fourier_head, "_use_fused", lambda params, m: True)
+    monkeypatch.setattr(fourier_head, "_use_fused", lambda params, m: True)  # as on a GPU with Triton
+    monkeypatch.setattr(fourier_head, "_small_tiles", lambda n2, m: (16, 32))
+    monkeypatch.setattr(fourier_head._SmallHead, "apply", broken)
     monkeypatch.setattr(fourier_head, "_fused_log_pmf", broken)
     monkeypatch.setitem(fourier_head._fused_state, "enabled", True)
     head = Fourier_Head(8, 20, 5)
