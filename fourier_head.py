@@ -55,7 +55,8 @@ toy and Decision-Transformer heads) the whole head, linear layer and regulariser
 autograd node whose forward and backward are each one matrix product plus one kernel, because there
 the time goes to launching kernels; for large shapes E a comes from one cuFFT call between a "twist"
 and an "untwist" kernel, and |Ea|^2, the row sums and the log (forward) or the gradient (backward)
-are one pass each. Without Triton, on a CPU, or if a kernel fails to compile, the eager path runs.
+are one pass each. Without Triton, on a CPU, if a kernel fails to compile, or with the environment
+variable `FOURIER_HEAD_FUSED=0`, the eager path runs.
 
 All of this runs in float32 (or float64 if the parameters are float64), also under autocast:
 complex half precision does not exist and $1/c_0$ with the tiny initialisation overflows in fp16.
@@ -268,7 +269,7 @@ except ImportError:  # CPU-only installs: the eager path is used, with the same 
     triton = None
 
 FUSED_MAX_BINS = 1 << 14  # one row is reduced inside one program; larger m uses the eager path
-_fused_state = {"enabled": True}
+_fused_state = {"enabled": os.environ.get("FOURIER_HEAD_FUSED", "1") != "0"}  # FOURIER_HEAD_FUSED=0: eager only
 
 
 def _values_layout(values: torch.Tensor, m: int):
