@@ -9,6 +9,7 @@ back (and other experiments' modules of the same names removed), so imports made
 find the same modules or this experiment's files.
 """
 
+import functools
 import sys
 from pathlib import Path
 
@@ -26,8 +27,9 @@ def _experiment(path) -> Path | None:
     return None
 
 
-def _own_names(folder: Path) -> set:
-    return {p.stem for p in folder.glob("*.py")}
+@functools.cache
+def _own_names(folder: Path) -> frozenset:
+    return frozenset(p.stem for p in folder.glob("*.py"))
 
 
 def pytest_collectstart(collector):

@@ -710,11 +710,12 @@ class _LogPMF(torch.autograd.Function):
         if kept is not None:  # one chunk, E a kept from the forward
             grad_values = _fused_grad_values(grad_out, kept, total, m, eps, torch.empty_like(kept))
             return _fused_adjoint(grad_values, const, n, m), None, None, None
-        grad_params = torch.empty_like(params)
-        for start, stop in _row_chunks(params.shape[0], m, _LogPMF.CHUNK_VALUES // 2):
+        chunks = _row_chunks(params.shape[0], m, _LogPMF.CHUNK_VALUES // 2)
+        grad_params = torch.empty_like(params) if len(chunks) > 1 else None
+        for start, stop in chunks:
             values = _fused_bin_values(params[start:stop], const, m, ctx.method)
             grad_values = _fused_grad_values(grad_out[start:stop], values, total[start:stop], m, eps, values)
-            if start == 0 and stop == params.shape[0]:
+            if grad_params is None:  # one chunk: its gradient is the whole gradient
                 return _fused_adjoint(grad_values, const, n, m), None, None, None
             grad_params[start:stop] = _fused_adjoint(grad_values, const, n, m)
         return grad_params, None, None, None

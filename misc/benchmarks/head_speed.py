@@ -239,7 +239,6 @@ def main():
         for key, values in times.items():
             row[f"{key}_ms"] = None if None in values else round(statistics.median(values), 4)
         if device.type == "cuda":
-            models["naive"].loss_regularization = None  # drop the graph it keeps alive
             for key in ("linear", "fourier"):
                 ms = measure_graphed(models[key], x, y, args.repeats)
                 row[f"{key}_graphed_ms"] = None if ms is None else round(ms, 4)
