@@ -1,0 +1,73 @@
+"""Where a training step's time goes, linear head vs Fourier head, for the models of end_to_end.py.
+
+    python misc/benchmarks/profile_step.py [--models "decision transformer" "audio encoder"]
+
+For each model and head: the wall time of a step (synchronised), the CPU time the profiler attributes to
+each op (self), the GPU time per kernel and the number of kernel launches, and the ops whose CPU time
+differs most between the heads. A tool for the performance work; its output is not committed.
+"""
+
+import argparse
+import time
+from collections import defaultdict
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+import end_to_end
+import fourier_head
+
+
+def wall_ms(step, steps: int = 30) -> float:
+    for _ in range(5):
+        step()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) * 1e3 / steps
+
+
+def profile_ops(step, steps: int = 10):
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    cpu, launches = defaultdict(float), 0
+    for event in prof.key_averages():
+        cpu[event.key] += event.self_cpu_time_total / steps / 1e3
+    for event in prof.events():
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            launches += 1
+    return prof, cpu, launches / steps
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", nargs="+", default=["decision transformer", "audio encoder"],
+                        choices=list(end_to_end.MODELS))
+    args = parser.parse_args()
+    device = torch.device("cuda")
+    for name in args.models:
+        results = {}
+        variants = (("linear", "linear", True), ("fourier", "fourier", True), ("fourier-eager", "fourier", False))
+        for label, head, fused in variants:
+            fourier_head._fused_state["enabled"] = fused
+            step, _ = end_to_end.MODELS[name](head, device)
+            ms = wall_ms(step)
+            prof, cpu, launches = profile_ops(step)
+            results[label] = cpu
+            print(f"=== {name} / {label}: {ms:.2f} ms per step (wall, synchronised), {launches:.0f} GPU ops per step, "
+                  f"profiler CPU total {sum(cpu.values()):.2f} ms")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=18, max_name_column_width=50))
+        fourier_head._fused_state["enabled"] = True
+        diff = {k: results["fourier"].get(k, 0) - results["linear"].get(k, 0)
+                for k in set(results["fourier"]) | set(results["linear"])}
+        print(f"=== {name}: ops whose self CPU time per step differs most (fourier - linear, ms)")
+        for key, value in sorted(diff.items(), key=lambda kv: -abs(kv[1]))[:25]:
+            print(f"{value:+8.3f}  {key}")
+
+
+if __name__ == "__main__":
+    main()
