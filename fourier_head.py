@@ -56,7 +56,8 @@ autograd node whose forward and backward are each one matrix product plus one ke
 the time goes to launching kernels; for large shapes E a comes from one cuFFT call between a "twist"
 and an "untwist" kernel, and |Ea|^2, the row sums and the log (forward) or the gradient (backward)
 are one pass each. Without Triton, on a CPU, if a kernel fails to compile, or with the environment
-variable `FOURIER_HEAD_FUSED=0`, the eager path runs.
+variable `FOURIER_HEAD_FUSED=0`, the eager path runs. Inside `torch.compile` the head is written in
+plain differentiable ops instead, which the compiler traces, differentiates and fuses itself.
 
 All of this runs in float32 (or float64 if the parameters are float64), also under autocast:
 complex half precision does not exist and $1/c_0$ with the tiny initialisation overflows in fp16.
@@ -178,6 +179,13 @@ def fourier_penalty(c: torch.Tensor, normalized: bool = False) -> torch.Tensor:
 def _regularization_loss(c: torch.Tensor, gamma: float, normalized: bool) -> torch.Tensor:
     """gamma * 2 * mean_batch( sum_k 2 pi^2 k^2 |c_k|^2 ), the reference definition.  c: (B, N+1)."""
     return gamma * 2.0 * fourier_penalty(c, normalized).mean()
+
+
+def _compiling() -> bool:
+    """Inside `torch.compile`: the compiler gets plain ops, which it fuses itself (it cannot trace the
+    Triton launches, and the hand-written backward would hide the work from it)."""
+    is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return bool(is_compiling and is_compiling())
 
 
 def _plain_linear(fc: nn.Module) -> bool:
@@ -860,6 +868,8 @@ class Fourier_Head(_AutocorrelationParams):
                              f"{2 * (self.num_frequencies + 1)}, got {params.shape[-1]}")
         with _float32_region(params):
             flat = params.reshape(-1, params.shape[-1]).to(_compute_dtype(params.dtype))
+            if _compiling():
+                return torch.log(self.pmf_from_params(params) + self.const_inverse_softmax)
             out = _LogPMF.apply(flat, self._constant(flat.dtype), self.dim_output, self.const_inverse_softmax)
         return out.reshape(*params.shape[:-1], self.dim_output)
 
@@ -886,10 +896,25 @@ class Fourier_Head(_AutocorrelationParams):
             out, self.loss_regularization = result, self._zero
         return out.reshape(*x.shape[:-1], self.dim_output)
 
+    def _forward_traceable(self, x: torch.Tensor) -> torch.Tensor:
+        """The head in plain differentiable ops: what `torch.compile` traces (and fuses) instead of the
+        hand-written autograd nodes and Triton launches of the eager path. Same numbers."""
+        params = self._linear_params(x)
+        power = self._squared_modulus_at_bins(params)
+        out = torch.log(power / power.sum(dim=-1, keepdim=True) + self.const_inverse_softmax)
+        if self.regularizion_gamma != 0:
+            self.loss_regularization = _regularization_loss(
+                autocorrelate(_as_complex(params)), self.regularizion_gamma, self.regularization == "normalized")
+        else:
+            self.loss_regularization = self._zero
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """log(pmf + epsilon): (..., dim_input) -> (..., dim_output). Sets `loss_regularization`."""
         _check_input(x, self.dim_input, "Fourier_Head")
         with _float32_region(x):
+            if _compiling():
+                return self._forward_traceable(x).reshape(*x.shape[:-1], self.dim_output)
             if self._small_fused_ok(x):
                 try:
                     return self._forward_small(x)

@@ -226,11 +226,23 @@ def test_many_frequencies_and_tiny_outputs():
         assert rel_err(head.pmf(x), ref_pmf) < 1e-5
 
 
-def test_torch_compile_traces():
-    head = Fourier_Head(8, 40, 6, regularizion_gamma=1e-6)
-    compiled = torch.compile(head, backend="aot_eager")
-    x = torch.randn(4, 8)
-    torch.testing.assert_close(compiled(x), head(x))
+@pytest.mark.parametrize("method", ["matmul", "fft"])
+def test_torch_compile_traces_forward_backward_and_regulariser(method):
+    # a user's torch.compile must trace the head (plain ops), with the eager path's numbers and gradients
+    torch._dynamo.reset()
+    head = Fourier_Head(8, 40, 6, regularizion_gamma=1e-3, pmf_method=method)
+    x = torch.randn(2, 3, 8, requires_grad=True)
+
+    def loss(x):
+        return head(x).logsumexp(-1).square().mean() + head.loss_regularization, head.loss_regularization
+
+    (want, want_reg), (got, got_reg) = loss(x), torch.compile(loss, backend="aot_eager", fullgraph=True)(x)
+    want_grad, = torch.autograd.grad(want, x)
+    got_grad, = torch.autograd.grad(got, x)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got_reg, want_reg)
+    torch.testing.assert_close(got_grad, want_grad)
+    assert want_reg > 0
 
 
 # ---- bad input ------------------------------------------------------------------------------------
