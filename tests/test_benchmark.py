@@ -43,3 +43,14 @@ def test_benchmark_cli_quick(tmp_path):
     for row in data["rows"]:
         assert set(row) >= {"shape", "batch", "d", "m", "N", "linear_ms", "fourier_ms", "naive_ms",
                             "linear_peak_mib", "fourier_peak_mib", "naive_peak_mib"}
+
+
+def test_end_to_end_cli_quick(tmp_path):
+    # the step-time benchmark runs its toy model with both heads, eager and under torch.compile
+    out = tmp_path / "e2e.json"
+    script = BENCH.parent / "end_to_end.py"
+    subprocess.run([sys.executable, str(script), "--models", "toy MLP", "--modes", "eager", "compiled",
+                    "--steps", "2", "--rounds", "1", "--out", str(out)], check=True, capture_output=True)
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["mode"] for r in rows] == ["eager", "compiled"]
+    assert all(r["linear_step_ms"] > 0 and r["fourier_step_ms"] > 0 for r in rows)

@@ -14,6 +14,7 @@ Models (each exactly as its experiment trains it):
                   gamma = 1e-6 (linear = the tied embedding head)
 A step is zero_grad + forward + loss (+ regulariser) + backward (+ clip) + optimizer step, timed with CUDA
 events; the reported time is the median over interleaved rounds of the median of `--steps` steps.
+`--modes compiled` puts the forward and the loss under torch.compile (default mode), for both heads.
 """
 
 import argparse
@@ -59,12 +60,9 @@ def toy_setup(head: str, device):
     x = torch.randint(0, 50, (32, 2), device=device).float()
     y = torch.randint(0, 50, (32,), device=device)
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y) + getattr(out, "loss_regularization", 0)
-        loss.backward()
-        opt.step()
-    return step, "batch 32, Adam; Fourier N=12, gamma=0"
+    def loss():
+        return F.cross_entropy(model(x), y) + getattr(out, "loss_regularization", 0)
+    return model, opt, loss, None, "batch 32, Adam; Fourier N=12, gamma=0"
 
 
 def audio_setup(head: str, device):
@@ -76,15 +74,11 @@ def audio_setup(head: str, device):
     x = torch.randn(cfg.batch_size, 32, cfg.num_frames, device=device)
     y = torch.randint(0, 33, (cfg.batch_size,), device=device)
 
-    def step():
+    def loss():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits, reg = model(x)
-        loss = F.cross_entropy(logits.float(), y) + reg
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-    return step, f"batch {cfg.batch_size}, bf16 autocast, AdamW; Fourier N=2, gamma=1e-6"
+        return F.cross_entropy(logits.float(), y) + reg
+    return model, opt, loss, cfg.grad_clip, f"batch {cfg.batch_size}, bf16 autocast, AdamW; Fourier N=2, gamma=1e-6"
 
 
 def dt_setup(head: str, device, batch: int = 128):
@@ -99,15 +93,11 @@ def dt_setup(head: str, device, batch: int = 128):
     rtg = torch.rand(batch, t, 1, device=device) * 1000
     timesteps = torch.randint(0, 2000, (batch, 1, 1), device=device)
 
-    def step():
+    def loss():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(states, actions, rtg, timesteps)
-        loss = model.loss(logits, actions)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-    return step, f"batch {batch} x context 30, bf16 autocast, AdamW; Fourier N=14, gamma=1e-6"
+        return model.loss(logits, actions)
+    return model, opt, loss, 1.0, f"batch {batch} x context 30, bf16 autocast, AdamW; Fourier N=14, gamma=1e-6"
 
 
 def chronos_setup(head: str, device, batch: int = 32, context: int = 512, horizon: int = 64):
@@ -119,14 +109,27 @@ def chronos_setup(head: str, device, batch: int = 32, context: int = 512, horizo
     mask = torch.ones_like(ids)
     labels = torch.randint(2, 4096, (batch, horizon), device=device)
 
-    def step():
+    def loss():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss, _ = model.loss(ids, mask, labels)
+            return model.loss(ids, mask, labels)[0]
+    return (model, opt, loss, 1.0,
+            f"batch {batch}, context {context}, horizon {horizon}, bf16 autocast, AdamW; Fourier N=550, gamma=1e-6")
+
+
+def make_step(setup, head: str, device, compiled: bool):
+    """One training step: zero_grad, forward + loss (compiled with torch.compile if asked), backward,
+    clipping, optimizer step."""
+    model, opt, loss, clip, setting = setup(head, device)
+    if compiled:
+        loss = torch.compile(loss)
+
+    def step():
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        loss().backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
-    return step, f"batch {batch}, context {context}, horizon {horizon}, bf16 autocast, AdamW; Fourier N=550, gamma=1e-6"
+    return step, setting
 
 
 MODELS = {"toy MLP": toy_setup, "audio encoder": audio_setup, "decision transformer": dt_setup,
@@ -161,21 +164,23 @@ def main():
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--modes", nargs="+", default=["eager"], choices=["eager", "compiled"],
+                        help="compiled: the forward and loss under torch.compile (both heads)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rows = []
     for name in args.models:
-        setup = MODELS[name]
-        steps = {head: setup(head, device) for head in ("linear", "fourier")}
-        times = {head: [] for head in steps}
-        for _ in range(args.rounds):
-            for head, (step, _) in steps.items():
-                times[head].append(time_steps(step, device, args.steps))
-        lin, four = statistics.median(times["linear"]), statistics.median(times["fourier"])
-        rows.append({"model": name, "setting": steps["fourier"][1], "linear_step_ms": round(lin, 4),
-                     "fourier_step_ms": round(four, 4), "ratio": round(four / lin, 3)})
-        del steps
-        print(json.dumps(rows[-1]), flush=True)
+        for mode in args.modes:
+            steps = {head: make_step(MODELS[name], head, device, mode == "compiled") for head in ("linear", "fourier")}
+            times = {head: [] for head in steps}
+            for _ in range(args.rounds):
+                for head, (step, _) in steps.items():
+                    times[head].append(time_steps(step, device, args.steps))
+            lin, four = statistics.median(times["linear"]), statistics.median(times["fourier"])
+            rows.append({"model": name, "mode": mode, "setting": steps["fourier"][1], "linear_step_ms": round(lin, 4),
+                         "fourier_step_ms": round(four, 4), "ratio": round(four / lin, 3)})
+            del steps
+            print(json.dumps(rows[-1]), flush=True)
     provenance = {
         "gpu": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "torch": torch.__version__, "commit": args.commit,

@@ -173,10 +173,10 @@ def readme_table(data: dict) -> str:
         e = data.get("end_to_end_provenance", p)
         lines += ["", f"Whole training steps of this repository's models (`end_to_end.py`, {e['gpu']}, commit "
                   f"`{str(e['commit'])[:7]}`; {e['timing']}):", "",
-                  "| model | setting | linear step ms | Fourier step ms | Fourier / linear |", "|---|---|---|---|---|"]
+                  "| model | setting | mode | linear step ms | Fourier step ms | Fourier / linear |", "|---|---|---|---|---|---|"]
         for r in data["end_to_end"]:
-            lines.append(f"| {r['model']} | {r['setting']} | {r['linear_step_ms']:.3f} | {r['fourier_step_ms']:.3f} | "
-                         f"{r['fourier_step_ms'] / r['linear_step_ms']:.2f}× |")
+            lines.append(f"| {r['model']} | {r['setting']} | {r.get('mode', 'eager')} | {r['linear_step_ms']:.3f} | "
+                         f"{r['fourier_step_ms']:.3f} | {r['fourier_step_ms'] / r['linear_step_ms']:.2f}× |")
     return "\n".join(lines) + "\n"
 
 

@@ -54,7 +54,7 @@ def main():
         variants = (("linear", "linear", True), ("fourier", "fourier", True), ("fourier-eager", "fourier", False))
         for label, head, fused in variants:
             fourier_head._fused_state["enabled"] = fused
-            step, _ = end_to_end.MODELS[name](head, device)
+            step, _ = end_to_end.make_step(end_to_end.MODELS[name], head, device, compiled=False)
             ms = wall_ms(step)
             prof, cpu, launches = profile_ops(step)
             results[label] = cpu
