@@ -8,6 +8,8 @@ differs most between the heads. A tool for the performance work; its output is n
 """
 
 import argparse
+import gc
+import statistics
 import time
 from collections import defaultdict
 
@@ -18,15 +20,17 @@ import end_to_end
 import fourier_head
 
 
-def wall_ms(step, steps: int = 30) -> float:
+def wall_ms(step, steps: int = 30, cpu: bool = False):
+    """Wall time per step (synchronised); with cpu=True also the process's CPU time per step."""
     for _ in range(5):
         step()
     torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
     torch.cuda.synchronize()
-    return (time.perf_counter() - t0) * 1e3 / steps
+    wall, busy = (time.perf_counter() - t0) * 1e3 / steps, (time.process_time() - c0) * 1e3 / steps
+    return (wall, busy) if cpu else wall
 
 
 def profile_ops(step, steps: int = 10):
@@ -43,13 +47,35 @@ def profile_ops(step, steps: int = 10):
     return prof, cpu, launches / steps
 
 
+def interleaved(name: str, device, rounds: int = 7):
+    """Wall time per step of both heads' models, alive together, timed alternately (median of rounds),
+    with Python's garbage collector on and off: separates the heads from the order they run in."""
+    steps = {head: end_to_end.make_step(end_to_end.MODELS[name], head, device, compiled=False)[0]
+             for head in ("linear", "fourier")}
+    for collector in ("gc on", "gc off"):
+        (gc.enable if collector == "gc on" else gc.disable)()
+        times = {head: [] for head in steps}
+        for _ in range(rounds):
+            for head, step in steps.items():
+                times[head].append(wall_ms(step, cpu=True))
+        med = {head: [statistics.median(x) for x in zip(*t)] for head, t in times.items()}
+        print(f"=== {name}, interleaved, {collector}: wall linear {med['linear'][0]:.2f} ms, fourier "
+              f"{med['fourier'][0]:.2f} ms (ratio {med['fourier'][0] / med['linear'][0]:.3f}); process CPU time "
+              f"linear {med['linear'][1]:.2f} ms, fourier {med['fourier'][1]:.2f} ms")
+    gc.enable()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", nargs="+", default=["decision transformer", "audio encoder"],
                         choices=list(end_to_end.MODELS))
+    parser.add_argument("--interleaved", action="store_true", help="only the interleaved wall times")
     args = parser.parse_args()
     device = torch.device("cuda")
     for name in args.models:
+        interleaved(name, device)
+        if args.interleaved:
+            continue
         results = {}
         variants = (("linear", "linear", True), ("fourier", "fourier", True), ("fourier-eager", "fourier", False))
         for label, head, fused in variants:
