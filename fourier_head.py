@@ -527,6 +527,23 @@ def _regularizer(params: torch.Tensor, gamma: float, normalized: bool) -> torch.
     return _regularization_loss(autocorrelate(_as_complex(params)), gamma, normalized)
 
 
+def _traceable_regularizer(params: torch.Tensor, gamma: float, normalized: bool) -> torch.Tensor:
+    """`_regularizer` for torch.compile: for few frequencies c_k in real arithmetic from (B, n, n)
+    shifted copies, which the compiler fuses (it generates no code for complex ops); else the FFT."""
+    n = params.shape[-1] // 2
+    if n > FUSED_MAX_PENALTY_COEFFS:
+        return _regularization_loss(autocorrelate(_as_complex(params)), gamma, normalized)
+    u, v = params[:, :n], params[:, n:]
+    su, sv = (nn.functional.pad(t, (0, n)).unfold(-1, n, 1)[:, :n] for t in (u, v))  # [b, k, j] = t_{j+k}
+    c_re = (su * u[:, None] + sv * v[:, None]).sum(dim=-1)
+    c_im = (sv * u[:, None] - su * v[:, None]).sum(dim=-1)
+    if normalized:
+        c_re, c_im = c_re / c_re[:, :1], c_im / c_re[:, :1]
+    k = torch.arange(n, dtype=params.dtype, device=params.device)
+    penalty = (2.0 * math.pi ** 2 * k.square() * (c_re.square() + c_im.square())).sum(dim=-1)
+    return gamma * 2.0 * penalty.mean()
+
+
 # The whole head (linear layer, E a, log pmf and the regulariser) as one autograd node and two kernels,
 # for the small shapes where the time goes to launches: few bins and few frequencies.
 SMALL_ROWS = 32
@@ -903,8 +920,8 @@ class Fourier_Head(_AutocorrelationParams):
         power = self._squared_modulus_at_bins(params)
         out = torch.log(power / power.sum(dim=-1, keepdim=True) + self.const_inverse_softmax)
         if self.regularizion_gamma != 0:
-            self.loss_regularization = _regularization_loss(
-                autocorrelate(_as_complex(params)), self.regularizion_gamma, self.regularization == "normalized")
+            self.loss_regularization = _traceable_regularizer(
+                params, self.regularizion_gamma, self.regularization == "normalized")
         else:
             self.loss_regularization = self._zero
         return out

@@ -245,6 +245,17 @@ def test_torch_compile_traces_forward_backward_and_regulariser(method):
     assert want_reg > 0
 
 
+@pytest.mark.parametrize("regularization", ["reference", "normalized"])
+@pytest.mark.parametrize("n_freq", [5, 70])
+def test_traceable_regulariser_equals_fft_autocorrelation(regularization, n_freq):
+    from fourier_head import _regularizer, _traceable_regularizer
+    params = torch.randn(7, 2 * (n_freq + 1), dtype=torch.float64, requires_grad=True)
+    want = _regularizer(params, 1e-3, regularization == "normalized")
+    got = _traceable_regularizer(params, 1e-3, regularization == "normalized")
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(torch.autograd.grad(got, params)[0], torch.autograd.grad(want, params)[0])
+
+
 # ---- bad input ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs,match", [

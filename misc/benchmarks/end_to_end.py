@@ -42,6 +42,7 @@ def load_module(folder: str, file: str, name: str):
     try:
         spec = importlib.util.spec_from_file_location(name, path / file)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # torch.compile looks modules up by name
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(path))
