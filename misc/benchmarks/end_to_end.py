@@ -191,9 +191,12 @@ def main():
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"provenance": provenance, "rows": rows}, indent=1) + "\n")
-    if args.merge_into:
+    if args.merge_into:  # replaces the rows of the modes run; keeps the others if measured on the same code
         data = json.loads(args.merge_into.read_text())
-        data["end_to_end"] = rows
+        old = data.get("end_to_end_provenance", {})
+        same = all(old.get(k) == provenance[k] for k in ("gpu", "torch", "commit"))
+        kept = [r for r in data.get("end_to_end", []) if same and r.get("mode", "eager") not in args.modes]
+        data["end_to_end"] = kept + rows
         data["end_to_end_provenance"] = provenance
         args.merge_into.write_text(json.dumps(data, indent=1) + "\n")
 

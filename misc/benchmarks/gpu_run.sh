@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The GPU runs behind misc/benchmarks/*.json and the README's speed section, in two calls of the device
+# (each under 10 minutes on an H100). COMMIT names the code measured; results go to $OUT.
+#   bash misc/benchmarks/gpu_run.sh heads      fused-kernel tests on CUDA, interleaved step times,
+#                                              head_speed at gamma 0 and 1e-6, end_to_end eager
+#   bash misc/benchmarks/gpu_run.sh compiled   end_to_end with torch.compile (DT and Chronos T5)
+# Then here: copy the JSONs over misc/benchmarks/, merge end_to_end with --merge-into, and
+#   python misc/benchmarks/head_speed.py --readme README.md --out misc/benchmarks/head_speed.json
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+OUT=${OUT:-misc/benchmarks/out}
+mkdir -p "$OUT"
+C=${COMMIT:-unknown}
+B=misc/benchmarks
+if [[ ${1:-heads} == heads ]]; then
+  python3 -m pytest -q tests/test_fused.py 2>&1 | tail -3 | tee "$OUT/test_fused.txt"
+  python3 $B/profile_step.py --interleaved 2>&1 | grep "===" | tee "$OUT/interleaved.txt"
+  python3 $B/head_speed.py --rounds 3 --out "$OUT/head_speed.json" --commit "$C" 2>&1 | tail -12
+  python3 $B/head_speed.py --gamma 1e-6 --rounds 3 --out "$OUT/head_speed_gamma1e-6.json" --commit "$C" 2>&1 | tail -12
+  python3 $B/end_to_end.py --modes eager --rounds 3 --out "$OUT/end_to_end_eager.json" --commit "$C"
+else
+  python3 $B/end_to_end.py --models "decision transformer" "chronos T5 mini" --modes compiled --rounds 3 \
+    --out "$OUT/end_to_end_compiled.json" --commit "$C" 2>&1 | grep -v "UserWarning\|warnings.warn"
+fi
+ls -la "$OUT"
