@@ -300,10 +300,20 @@ def _disable_fused(error: Exception) -> None:
     warnings.warn(f"fourier_head: fused Triton kernels disabled, using the eager path ({error!r})")
 
 
+# Plain-Python versions of triton.next_power_of_2 / triton.cdiv: Triton's own are jit-wrapped and cost
+# microseconds a call, which adds up on the launch path of small heads.
+def _pow2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-int(a) // int(b))
+
+
 def _launch_shape(rows: int, m: int):
-    block = triton.next_power_of_2(m)
+    block = _pow2(m)
     per_program = max(1, min(64, 4096 // block))  # several short rows per program
-    return (triton.cdiv(rows, per_program),), per_program, block, (4 if block <= 2048 else 8 if block <= 8192 else 16)
+    return (_cdiv(rows, per_program),), per_program, block, (4 if block <= 2048 else 8 if block <= 8192 else 16)
 
 
 if triton is not None:
@@ -504,7 +514,7 @@ class _FusedPenalty(torch.autograd.Function):
         grad = torch.empty_like(params)
         penalty = params.new_empty(rows)
         _penalty_kernel[(rows,)](params, grad, penalty, n, 2.0 * gamma / rows,
-                                 NP=max(16, triton.next_power_of_2(n)), num_warps=4)
+                                 NP=max(16, _pow2(n)), num_warps=4)
         ctx.save_for_backward(grad)
         return penalty.sum()
 
@@ -551,7 +561,7 @@ SMALL_ROWS = 32
 
 def _small_tiles(n2: int, m: int):
     """(BK, BM) tile sizes of the small fused path, or None when the shape does not fit it."""
-    bk, bm = max(16, triton.next_power_of_2(n2)), max(16, triton.next_power_of_2(m))
+    bk, bm = max(16, _pow2(n2)), max(16, _pow2(m))
     return (bk, bm) if bk * bm <= 8192 else None
 
 
@@ -564,14 +574,14 @@ class _SmallHead(torch.autograd.Function):
         coeffs = torch.addmm(bias, x, weight.t())
         out = x.new_empty(rows, m)
         bk, bm = _small_tiles(n2, m)
-        grid = (triton.cdiv(rows, SMALL_ROWS),)
+        grid = (_cdiv(rows, SMALL_ROWS),)
         _small_fwd_kernel[grid](coeffs, basis, out, rows, n2, m, eps, R=SMALL_ROWS, BK=bk, BM=bm, num_warps=4)
         reg_grad = reg = None
         if gamma != 0:
             reg_grad = torch.empty_like(coeffs)
             penalty = coeffs.new_empty(rows)
             _penalty_kernel[(rows,)](coeffs, reg_grad, penalty, n2 // 2, 2.0 * gamma / rows,
-                                     NP=max(16, triton.next_power_of_2(n2 // 2)), num_warps=4)
+                                     NP=max(16, _pow2(n2 // 2)), num_warps=4)
             reg = penalty.sum()
         ctx.save_for_backward(x, weight, coeffs, basis, reg_grad)
         ctx.m, ctx.eps, ctx.tiles = m, eps, (bk, bm)
@@ -585,7 +595,7 @@ class _SmallHead(torch.autograd.Function):
         grad_coeffs = torch.empty_like(coeffs)
         has_reg = reg_grad is not None and grad_reg is not None
         bk, bm = ctx.tiles
-        _small_bwd_kernel[(triton.cdiv(rows, SMALL_ROWS),)](
+        _small_bwd_kernel[(_cdiv(rows, SMALL_ROWS),)](
             coeffs, basis, grad_out.contiguous(), grad_coeffs, reg_grad if has_reg else coeffs,
             grad_reg if has_reg else coeffs, rows, n2, ctx.m, ctx.eps,
             R=SMALL_ROWS, BK=bk, BM=bm, HAS_REG=has_reg, num_warps=4)
@@ -601,8 +611,8 @@ def _fused_bin_values(params: torch.Tensor, const: torch.Tensor, m: int, method:
         return params @ const
     rows, n = params.shape[0], params.shape[1] // 2
     b = torch.empty(rows, m, dtype=torch.complex64, device=params.device)
-    block = min(1024, triton.next_power_of_2(m))
-    _twist_kernel[(triton.cdiv(rows, 4), triton.cdiv(m, block))](
+    block = min(1024, _pow2(m))
+    _twist_kernel[(_cdiv(rows, 4), _cdiv(m, block))](
         params, const, torch.view_as_real(b), rows, n, m, R=4, BM=block, num_warps=4)
     return torch.fft.ifft(b, dim=-1, norm="forward")
 
@@ -614,8 +624,8 @@ def _fused_adjoint(grad_values: torch.Tensor, const: torch.Tensor, n: int, m: in
     spectrum = torch.fft.fft(grad_values, dim=-1)
     rows = spectrum.shape[0]
     grad = torch.empty(rows, 2 * n, dtype=torch.float32, device=spectrum.device)
-    block = min(1024, triton.next_power_of_2(n))
-    _untwist_kernel[(triton.cdiv(rows, 4), triton.cdiv(n, block))](
+    block = min(1024, _pow2(n))
+    _untwist_kernel[(_cdiv(rows, 4), _cdiv(n, block))](
         torch.view_as_real(spectrum), const, grad, rows, n, m, R=4, BN=block, num_warps=4)
     return grad
 
