@@ -103,6 +103,26 @@ def bin_centers(num_bins: int, dtype: torch.dtype = torch.float64, device=None) 
     return -1.0 + (2.0 * i + 1.0) / num_bins
 
 
+@functools.lru_cache(maxsize=None)
+def _fft_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c 7^d >= n: FFT libraries are several times slower on lengths with large
+    prime factors (2N + 1 = 1101 = 3 * 367 at N = 550)."""
+    best, p2 = 1 << max(0, n - 1).bit_length(), 1
+    while p2 < best:
+        p3 = p2
+        while p3 < best:
+            p5 = p3
+            while p5 < best:
+                p7 = p5
+                while p7 < n:
+                    p7 *= 7
+                best = min(best, p7)
+                p5 *= 5
+            p3 *= 3
+        p2 *= 2
+    return best
+
+
 def autocorrelate(a: torch.Tensor) -> torch.Tensor:
     """Autocorrelation c_k = sum_j a_{j+k} conj(a_j), k = 0..N, by one zero-padded FFT.
 
@@ -115,7 +135,7 @@ def autocorrelate(a: torch.Tensor) -> torch.Tensor:
     complex tensor, shape (..., N+1); c_0 is real and equals ||a||^2.
     """
     n = a.shape[-1]
-    length = 2 * n - 1  # no circular wrap-around for lags 0..N
+    length = _fft_length(2 * n - 1)  # no circular wrap-around for lags 0..N
     spectrum = torch.fft.fft(a, n=length, dim=-1)
     return torch.fft.ifft(spectrum.real.square() + spectrum.imag.square(), dim=-1)[..., :n]
 
