@@ -668,13 +668,14 @@ def _fused_bin_values(params: torch.Tensor, const: torch.Tensor, m: int, method:
     return torch.fft.ifft(b, dim=-1, norm="forward")
 
 
-def _fused_adjoint(grad_values: torch.Tensor, const: torch.Tensor, n: int, m: int) -> torch.Tensor:
-    """`_bin_values_adjoint` with the FFT path's untwist as one kernel."""
+def _fused_adjoint(grad_values: torch.Tensor, const: torch.Tensor, n: int, m: int,
+                   out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """`_bin_values_adjoint` with the FFT path's untwist as one kernel; written into `out` if given."""
     if not grad_values.is_complex():
-        return grad_values @ const.T
+        return torch.mm(grad_values, const.T, out=out)
     spectrum = torch.fft.fft(grad_values, dim=-1)
     rows = spectrum.shape[0]
-    grad = torch.empty(rows, 2 * n, dtype=torch.float32, device=spectrum.device)
+    grad = torch.empty(rows, 2 * n, dtype=torch.float32, device=spectrum.device) if out is None else out
     block = min(1024, _pow2(n))
     _untwist_kernel[(_cdiv(rows, 4), _cdiv(n, block))](
         torch.view_as_real(spectrum), const, grad, rows, n, m, R=4, BN=block, num_warps=4)
@@ -803,7 +804,7 @@ class _LogPMF(torch.autograd.Function):
             grad_values = _fused_grad_values(grad_out[start:stop], values, total[start:stop], m, eps, values)
             if grad_params is None:  # one chunk: its gradient is the whole gradient
                 return _fused_adjoint(grad_values, const, n, m), None, None, None
-            grad_params[start:stop] = _fused_adjoint(grad_values, const, n, m)
+            _fused_adjoint(grad_values, const, n, m, out=grad_params[start:stop])
         return grad_params, None, None, None
 
 
