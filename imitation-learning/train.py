@@ -167,7 +167,7 @@ def main(argv=None):
         blob = torch.load(ckpt, map_location=device, weights_only=False)
         raw_model.load_state_dict(blob["model"]); optimizer.load_state_dict(blob["optimizer"])
         state = blob["state"]
-        torch.set_rng_state(blob["rng_cpu"])
+        torch.set_rng_state(blob["rng_cpu"].cpu())  # map_location moved it to the GPU
         if device.type == "cuda" and blob.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(blob["rng_cuda"].cpu(), device)
         if rank == 0:
