@@ -75,8 +75,21 @@ def collect(runs: Path):
     return done, incomplete
 
 
+def at_epoch(seeds: dict, k: int) -> dict:
+    """Every head after the same k epochs: what compares fairly when some runs stopped before the end."""
+    out = {"epoch": k,
+           "normalized_return": stats({s: m["history"][k - 1]["normalized_return"] for s, m in seeds.items()}),
+           "normalized_return_best": stats({s: max(h["normalized_return"] for h in m["history"][:k]) for s, m in seeds.items()}),
+           "test_loss": stats({s: m["history"][k - 1]["test_loss"] for s, m in seeds.items()})}
+    if "123" in seeds:
+        out["smoothness_seed123_over_pmfs"] = pooled_smoothness(seeds["123"]["history"][:k])
+    return out
+
+
 def summarize(done, results: Path, runs: Path):
     rows = []
+    # the last epoch every run finished (equals the planned epochs when all runs are complete)
+    common = min(len(m["history"]) for items in done.values() for _, _, m, _ in items)
     for (game, head, n), items in sorted(done.items(), key=lambda kv: (kv[0][0], kv[0][1] != "linear", kv[0][2])):
         seeds = {str(m["seed"]): m for _, _, m, _ in items}
         envs = [e for _, _, _, e in items]
@@ -105,6 +118,7 @@ def summarize(done, results: Path, runs: Path):
         }
         if "123" in seeds:  # the paper's smoothness: all rollout PMFs of seed 123
             row["smoothness_seed123_over_pmfs"] = pooled_smoothness(seeds["123"]["history"])
+        row["at_common_epoch"] = at_epoch(seeds, common)
         if (game, head, n) in PAPER:
             row["paper"] = PAPER[(game, head, n)]
         rows.append(row)
@@ -117,6 +131,23 @@ def summarize(done, results: Path, runs: Path):
     return rows
 
 
+def windows(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+
+
+def common_table(rows) -> str:
+    k = rows[0]["at_common_epoch"]["epoch"]
+    lines = [f"| game | head | seeds | normalized return, epoch {k} | normalized return, best of epochs 1–{k} | "
+             f"smoothness, epochs 1–{k} (seed 123, over PMFs) | test loss, epoch {k} |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        name = "Linear" if r["head"] == "linear" else f"Fourier-{r['num_frequencies']}"
+        c = r["at_common_epoch"]
+        f, b, t, sm = c["normalized_return"], c["normalized_return_best"], c["test_loss"], c.get("smoothness_seed123_over_pmfs")
+        lines.append(f"| {r['game']} | {name} | {r['n_seeds']} | {f['mean']:.2f} ± {f['std']:.2f} | {b['mean']:.2f} ± {b['std']:.2f} | "
+                     + (f"{sm['mean']:.3f} ± {sm['std']:.3f}" if sm else "–") + f" | {t['mean']:.3f} ± {t['std']:.3f} |")
+    return "\n".join(lines)
+
+
 def table(rows) -> str:
     lines = ["| game | head | seeds | epochs done | windows seen per run | normalized return, final epoch | normalized return, best epoch | smoothness "
              "(seed 123, over PMFs) | paper: normalized return | paper: smoothness |",
@@ -127,9 +158,9 @@ def table(rows) -> str:
         sm = r.get("smoothness_seed123_over_pmfs")
         p = r.get("paper")
         ep = sorted(set(r["epochs_finished"].values()))
-        seen = sorted(r["train_samples_seen"].values())
+        seen = sorted({windows(v) for v in r["train_samples_seen"].values()})
         lines.append(f"| {r['game']} | {name} | {r['n_seeds']} | {'/'.join(map(str, ep))} of {r['epochs_planned']} | "
-                     f"{seen[0] / 1e3:.0f}k–{seen[-1] / 1e3:.0f}k | {f['mean']:.2f} ± {f['std']:.2f} | "
+                     f"{'–'.join(seen)} | {f['mean']:.2f} ± {f['std']:.2f} | "
                      f"{b['mean']:.2f} ± {b['std']:.2f} | "
                      + (f"{sm['mean']:.3f} ± {sm['std']:.3f}" if sm else "–") + " | "
                      + (f"{p['normalized_return'][0]:.2f} ± {p['normalized_return'][1]:.2f} | "
@@ -169,7 +200,8 @@ def throughput_table(rows, manifest, timing) -> str:
         name = "linear" if r["head"] == "linear" else f"Fourier-{r['num_frequencies']}"
         v = r["train_samples_per_second_per_run"]
         lines.append(f"| DT training, {name} (one of {r['provenance']['runs_concurrent_on_one_gpu']} runs sharing the GPU) | "
-                     f"{v['mean']:,.0f} samples/s per run (30-step windows, batch 128, bf16) | {', '.join(r['provenance']['gpu'])} |")
+                     f"{v['mean']:,.0f} samples/s per run (30-step windows, batch 128, bf16; windows seen / training "
+                     f"seconds, summed over the GPU calls) | {', '.join(r['provenance']['gpu'])} |")
     if timing:
         lines.append(f"| DT training, short timing run (call 1, random-policy data) | alone {timing['alone']:,.0f}, "
                      f"6 at once {timing['six_concurrent_total']:,.0f} samples/s in total (includes start-up) | H100 |")
@@ -212,11 +244,13 @@ def main(argv=None):
     summary = {"rows": rows, "incomplete_runs": incomplete, "normalized_return_per_epoch": curves}
     (results / "summary.json").write_text(json.dumps(summary, indent=1))
     tab = table(rows)
-    (results / "table.md").write_text(tab + "\n")
-    print(tab)
+    ctab = common_table(rows)
+    (results / "table.md").write_text(tab + "\n\n" + ctab + "\n")
+    print(tab + "\n\n" + ctab)
     if args.update_readme:
         readme = HERE / "README.md"
         text = replace_block(readme.read_text(), "results", tab)
+        text = replace_block(text, "results_common", ctab)
         if "Seaquest" in manifests:
             text = replace_block(text, "data", data_table(manifests["Seaquest"]))
         timing_file = results / "dt_timing_call1.json"
