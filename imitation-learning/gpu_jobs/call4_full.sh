@@ -5,6 +5,7 @@
 # warm machine resumes every run where it stopped (data/ and runs/ are ignored folders, so they stay on the
 # machine between calls). Finished runs are skipped. Results: $OUT/dt_full.tgz (runs without checkpoints,
 # logs), unpacked over imitation-learning/; then `python aggregate.py --update-readme && python plot.py`.
+# HEADS (default "linear fourier8 fourier14") and SEEDS (default "123 231") pick the runs.
 source "$(dirname "$0")/common.sh"
 T0=$(date +%s); BUDGET=${BUDGET:-570}
 nvidia-smi --query-gpu=name --format=csv,noheader
@@ -14,7 +15,7 @@ LEFT=$(( BUDGET - ($(date +%s) - T0) ))
 echo "seconds left for the DTs: $LEFT"
 mkdir -p runs/logs
 PIDS=()
-for h in linear fourier8 fourier14; do
+for h in ${HEADS:-linear fourier8 fourier14}; do
   case $h in linear) args="--head linear";; *) args="--head fourier --num-frequencies ${h#fourier}";; esac
   for s in ${SEEDS:-123 231}; do
     [[ -f runs/Seaquest/$h/seed$s/metrics.json ]] && { echo "$h seed $s: finished"; continue; }
