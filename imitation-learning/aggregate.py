@@ -5,7 +5,15 @@
     python aggregate.py --update-readme                   # also rewrite README's generated tables
 
 A run counts when its metrics.json exists; a run that stopped early (history.json only) is listed
-under "incomplete" with the epochs it finished, never mixed into the means.
+under "incomplete" with the epochs it finished and flagged in its row (epochs done). Only runs at
+<runs>/<game>/<head>/seed<s>/ whose config names that game are read, so set-aside folders such as
+runs/incomplete_call4/<head>/seed<s>/ are ignored. When the runs finished different numbers of epochs, a
+second table compares every head after the last epoch all of them finished; when all runs are complete
+that table is not made.
+
+Provenance: env.json gives each run's GPU, torch and commit; results/gpu_calls.json ("dt_runs", keyed by
+that commit) says which GPU calls trained it, what code ran (a commit plus fixes) and how many runs shared
+the GPU, which the per-run samples/s depend on.
 """
 
 import argparse
@@ -58,7 +66,11 @@ def collect(runs: Path):
     for cfg_path in sorted(runs.glob("*/*/seed*/config.json")):
         run = cfg_path.parent
         cfg = json.loads(cfg_path.read_text())
+        if run.parent.parent.name != cfg["game"]:  # e.g. runs/incomplete_call4/fourier8/seed123: set aside
+            continue
         key = (cfg["game"], cfg["head"], cfg["num_frequencies"])
+        if any(c["seed"] == cfg["seed"] for _, c, _, _ in done.get(key, [])):
+            raise SystemExit(f"two runs of {key} with seed {cfg['seed']} under {runs}")
         env = json.loads((run / "env.json").read_text())
         if (run / "metrics.json").exists():
             m = json.loads((run / "metrics.json").read_text())
@@ -86,14 +98,24 @@ def at_epoch(seeds: dict, k: int) -> dict:
     return out
 
 
-def summarize(done, results: Path, runs: Path):
+def summarize(done, results: Path, runs: Path, dt_runs: dict | None = None):
     rows = []
-    # the last epoch every run finished (equals the planned epochs when all runs are complete)
-    common = min(len(m["history"]) for items in done.values() for _, _, m, _ in items)
+    dt_runs = dt_runs or {}
+    lengths = {len(m["history"]) for items in done.values() for _, _, m, _ in items}
+    # the last epoch every run finished; only used when the runs stopped at different epochs
+    common = min(lengths) if len(lengths) > 1 else None
+    commits = {}
+    for items in done.values():
+        for _, _, _, e in items:
+            commits[e["commit"]] = commits.get(e["commit"], 0) + 1
     for (game, head, n), items in sorted(done.items(), key=lambda kv: (kv[0][0], kv[0][1] != "linear", kv[0][2])):
         seeds = {str(m["seed"]): m for _, _, m, _ in items}
         envs = [e for _, _, _, e in items]
         manifest_file = f"dataset_manifest_{game}.json"
+        row_commits = sorted({e["commit"] for e in envs})
+        calls = {c: dt_runs.get(c, {}) for c in row_commits}
+        # how many runs shared the GPU: from gpu_calls.json, else the runs launched from the same commit
+        sharing = sorted({calls[c].get("runs_sharing_gpu", commits[c]) for c in row_commits})
         row = {
             "game": game, "head": head, "num_frequencies": n, "n_seeds": len(seeds), "seeds": sorted(map(int, seeds)),
             "normalized_return_final": stats({s: m["normalized_return_final"] for s, m in seeds.items()}),
@@ -111,14 +133,17 @@ def summarize(done, results: Path, runs: Path):
             "train_samples_per_second_per_run": stats({s: m["train_samples_per_second"] for s, m in seeds.items()}),
             "eval_cut_short_episodes": int(sum(h["eval_cut_short"] for m in seeds.values() for h in m["history"])),
             "provenance": {"gpu": sorted({e["gpu"] or "cpu" for e in envs}), "torch": sorted({e["torch"] for e in envs}),
-                           "commit": sorted({e["commit"] for e in envs}),
+                           "commit": row_commits,
+                           "code": {c: calls[c].get("code", c) for c in row_commits},
+                           "gpu_calls_used": {c: calls[c].get("calls", []) for c in row_commits},
                            "wall_seconds": {s: m["wall_seconds"] for s, m in seeds.items()},
-                           "runs_concurrent_on_one_gpu": len(done) * len(seeds),
+                           "runs_concurrent_on_one_gpu": sharing[0] if len(sharing) == 1 else sharing,
                            "dataset_manifest": manifest_file, "gpu_calls": "gpu_calls.json"},
         }
         if "123" in seeds:  # the paper's smoothness: all rollout PMFs of seed 123
             row["smoothness_seed123_over_pmfs"] = pooled_smoothness(seeds["123"]["history"])
-        row["at_common_epoch"] = at_epoch(seeds, common)
+        if common is not None:
+            row["at_common_epoch"] = at_epoch(seeds, common)
         if (game, head, n) in PAPER:
             row["paper"] = PAPER[(game, head, n)]
         rows.append(row)
@@ -136,6 +161,9 @@ def windows(n: int) -> str:
 
 
 def common_table(rows) -> str:
+    """Every head after the last epoch all runs finished; empty when every run finished the same epochs."""
+    if "at_common_epoch" not in rows[0]:
+        return ""
     k = rows[0]["at_common_epoch"]["epoch"]
     lines = [f"| game | head | seeds | normalized return, epoch {k} | normalized return, best of epochs 1–{k} | "
              f"smoothness, epochs 1–{k} (seed 123, over PMFs) | test loss, epoch {k} |", "|---|---|---|---|---|---|---|"]
@@ -199,9 +227,12 @@ def throughput_table(rows, manifest, timing) -> str:
     for r in rows:
         name = "linear" if r["head"] == "linear" else f"Fourier-{r['num_frequencies']}"
         v = r["train_samples_per_second_per_run"]
-        lines.append(f"| DT training, {name} (one of {r['provenance']['runs_concurrent_on_one_gpu']} runs sharing the GPU) | "
+        pv = r["provenance"]
+        calls = ", ".join(c for cs in pv.get("gpu_calls_used", {}).values() for c in cs)
+        lines.append(f"| DT training, {name} (one of {pv['runs_concurrent_on_one_gpu']} runs sharing the GPU"
+                     + (f"; calls {calls}" if calls else "") + ") | "
                      f"{v['mean']:,.0f} samples/s per run (30-step windows, batch 128, bf16; windows seen / training "
-                     f"seconds, summed over the GPU calls) | {', '.join(r['provenance']['gpu'])} |")
+                     f"seconds, summed over the GPU calls) | {', '.join(pv['gpu'])} |")
     if timing:
         lines.append(f"| DT training, short timing run (call 1, random-policy data) | alone {timing['alone']:,.0f}, "
                      f"6 at once {timing['six_concurrent_total']:,.0f} samples/s in total (includes start-up) | H100 |")
@@ -228,7 +259,9 @@ def main(argv=None):
     done, incomplete = collect(runs)
     if not done:
         raise SystemExit(f"no finished runs (metrics.json) under {runs}")
-    rows = summarize(done, results, runs)
+    calls_file = results / "gpu_calls.json"
+    dt_runs = json.loads(calls_file.read_text()).get("dt_runs", {}) if calls_file.exists() else {}
+    rows = summarize(done, results, runs, dt_runs)
     manifests = {}
     for game in {r["game"] for r in rows}:
         src = Path(args.data) / game / "manifest.json"
@@ -245,8 +278,9 @@ def main(argv=None):
     (results / "summary.json").write_text(json.dumps(summary, indent=1))
     tab = table(rows)
     ctab = common_table(rows)
-    (results / "table.md").write_text(tab + "\n\n" + ctab + "\n")
-    print(tab + "\n\n" + ctab)
+    both = tab + ("\n\n" + ctab if ctab else "")
+    (results / "table.md").write_text(both + "\n")
+    print(both)
     if args.update_readme:
         readme = HERE / "README.md"
         text = replace_block(readme.read_text(), "results", tab)

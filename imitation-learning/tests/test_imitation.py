@@ -186,3 +186,47 @@ def test_cpu_smoke_run(tmp_path):
         m = json.loads((out / "metrics.json").read_text())
         assert m["episodes_per_eval"] == 1 and len(m["history"]) == 1
         assert np.isfinite(m["history"][0]["train_loss"]) and 0 <= m["smoothness"] < 2
+
+
+# ---- aggregation ----------------------------------------------------------------------------------------
+
+def _fake_run(root, head, n, seed, epochs, commit, complete=True):
+    run = root / (head if head == "linear" else f"fourier{n}") / f"seed{seed}"
+    run.mkdir(parents=True)
+    hist = [{"epoch": e + 1, "normalized_return": 1.0 + 0.1 * e + 0.01 * seed % 7, "eval_mean_return": 500.0 + e,
+             "test_loss": 2.5, "tokens": 30 * 1000 * (e + 1), "train_seconds_cumulative": 10.0 * (e + 1),
+             "eval_seconds": 1.0, "eval_cut_short": 0, "smoothness_n": 10, "smoothness_mean": 0.1,
+             "smoothness_std": 0.01, "smoothness_sum": 1.0} for e in range(epochs)]
+    cfg = {"game": "Seaquest", "head": head, "num_frequencies": n, "seed": seed, "epochs": 5, "context": 30,
+           "eval_episodes": 10, "epoch_samples_resolved": 1000}
+    (run / "config.json").write_text(json.dumps(cfg))
+    (run / "env.json").write_text(json.dumps({"gpu": "H100", "torch": "2", "commit": commit}))
+    (run / "history.json").write_text(json.dumps(hist))
+    if complete:
+        import aggregate
+        m = aggregate.metrics_from_history(cfg, hist)
+        (run / "metrics.json").write_text(json.dumps(m))
+
+
+def test_aggregate_all_complete_and_set_aside_runs_ignored(tmp_path):
+    import aggregate
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    for seed in (123, 231):
+        _fake_run(runs / "Seaquest", "linear", 0, seed, 5, "aaa")
+        _fake_run(runs / "Seaquest", "fourier", 8, seed, 5, "bbb")
+        # set aside as runs/incomplete_call4/fourier8/seed<s>: the same depth, but not under a game folder
+        _fake_run(runs / "incomplete_call4", "fourier", 8, seed, 4, "aaa", complete=False)
+    results.mkdir()
+    (results / "gpu_calls.json").write_text(json.dumps({"dt_runs": {"aaa": {"runs_sharing_gpu": 6, "calls": ["4a"]},
+                                                                      "bbb": {"runs_sharing_gpu": 4, "calls": ["5a"]}}}))
+    aggregate.main(["--runs", str(runs), "--results", str(results), "--data", str(tmp_path / "none")])
+    s = json.loads((results / "summary.json").read_text())
+    assert s["incomplete_runs"] == [] and len(s["rows"]) == 2
+    for r in s["rows"]:
+        assert r["complete"] and r["n_seeds"] == 2 and "at_common_epoch" not in r
+        assert r["epochs_finished"] == {"123": 5, "231": 5} and r["episodes_per_evaluation"] == 10
+    lin, four = s["rows"]
+    assert lin["provenance"]["commit"] == ["aaa"] and lin["provenance"]["runs_concurrent_on_one_gpu"] == 6
+    assert four["provenance"]["commit"] == ["bbb"] and four["provenance"]["runs_concurrent_on_one_gpu"] == 4
+    table = (results / "table.md").read_text()
+    assert table.count("5 of 5") == 2 and "best of epochs" not in table
