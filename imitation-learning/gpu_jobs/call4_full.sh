@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU calls 4a, 4b, 4c: the paper's full length (5 epochs of one window per transition, about 2.5M windows
+# GPU calls 4a-4d (all 6 runs) and 5a-5c (HEADS="fourier8 fourier14", the Fourier reruns): the paper's full length (5 epochs of one window per transition, about 2.5M windows
 # per run) for linear, Fourier-8 and Fourier-14 x seeds 123 and 231, six runs sharing one H100. Each call
 # trains until its BUDGET (seconds) is nearly spent, checkpoints and stops; the next call on the still
 # warm machine resumes every run where it stopped (data/ and runs/ are ignored folders, so they stay on the
