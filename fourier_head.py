@@ -103,10 +103,18 @@ def bin_centers(num_bins: int, dtype: torch.dtype = torch.float64, device=None) 
     return -1.0 + (2.0 * i + 1.0) / num_bins
 
 
-@functools.lru_cache(maxsize=None)
+_FFT_LENGTHS: dict = {}  # a plain dict rather than functools.lru_cache, which torch.compile warns about
+
+
 def _fft_length(n: int) -> int:
     """The smallest 2^a 3^b 5^c 7^d >= n: FFT libraries are several times slower on lengths with large
     prime factors (2N + 1 = 1101 = 3 * 367 at N = 550)."""
+    if n not in _FFT_LENGTHS:
+        _FFT_LENGTHS[n] = _smooth_length(n)
+    return _FFT_LENGTHS[n]
+
+
+def _smooth_length(n: int) -> int:
     best, p2 = 1 << max(0, n - 1).bit_length(), 1
     while p2 < best:
         p3 = p2
