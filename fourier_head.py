@@ -954,9 +954,9 @@ class Fourier_Head(_AutocorrelationParams):
             raise ValueError(f"Fourier_Head.log_pmf_from_params expected last dimension "
                              f"{2 * (self.num_frequencies + 1)}, got {params.shape[-1]}")
         with _float32_region(params):
-            flat = params.reshape(-1, params.shape[-1]).to(_compute_dtype(params.dtype))
             if _compiling():
                 return torch.log(self.pmf_from_params(params) + self.const_inverse_softmax)
+            flat = params.reshape(-1, params.shape[-1]).to(_compute_dtype(params.dtype))
             out = _LogPMF.apply(flat, self._constant(flat.dtype), self.dim_output, self.const_inverse_softmax)
         return out.reshape(*params.shape[:-1], self.dim_output)
 
