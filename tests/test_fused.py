@@ -20,15 +20,15 @@ from fourier_head import Fourier_Head
 ROOT = Path(__file__).resolve().parents[1]
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
-# (m, N, rows, pmf_method, gamma): the benchmark's kinds of shape, small enough for the interpreter
+# (m, N, rows, d, pmf_method, gamma): the benchmark's kinds of shape, small enough for the interpreter
 CASES = [
-    (50, 12, 70, "matmul", 0.0),     # toy
-    (18, 8, 40, "matmul", 1e-6),     # decision transformer, with the fused regulariser
-    (18, 14, 40, "matmul", 1e-2),
-    (512, 64, 16, "matmul", 0.0),    # chronos-64-like
-    (512, 64, 16, "fft", 1e-6),
-    (1024, 550, 6, "fft", 1e-6),     # chronos-550-like (eager regulariser: N+1 > 64)
-    (300, 700, 5, "fft", 0.0),       # N + 1 > m: aliased frequencies
+    (50, 12, 70, 32, "matmul", 0.0),     # toy
+    (18, 8, 40, 70, "matmul", 1e-6),     # decision transformer, with the fused regulariser; d in two chunks
+    (18, 14, 40, 150, "matmul", 1e-2),
+    (512, 64, 16, 32, "matmul", 0.0),    # chronos-64-like
+    (512, 64, 16, 32, "fft", 1e-6),
+    (1024, 550, 6, 32, "fft", 1e-6),     # chronos-550-like (eager regulariser: N+1 > 64)
+    (300, 700, 5, 32, "fft", 0.0),       # N + 1 > m: aliased frequencies
 ]
 
 
@@ -36,14 +36,15 @@ def compare(device: str, chunked: bool) -> list[str]:
     """Run every case fused and eager on `device`; return a description of each mismatch."""
     failures = []
     saved = fourier_head._LogPMF.KEEP_VALUES, fourier_head._LogPMF.CHUNK_VALUES
-    for m, n, rows, method, gamma in CASES:
+    for m, n, rows, d, method, gamma in CASES:
         if chunked:  # recompute E a in the backward, in chunks of 3 rows
             fourier_head._LogPMF.KEEP_VALUES, fourier_head._LogPMF.CHUNK_VALUES = 0, 6 * m
         torch.manual_seed(m + n)
-        head = Fourier_Head(32, m, n, regularizion_gamma=gamma, pmf_method=method,
+        head = Fourier_Head(d, m, n, regularizion_gamma=gamma, pmf_method=method,
                             init_denominator_weight=1).to(device)
-        x = torch.randn(rows, 32, device=device)
-        grad_out = torch.randn(rows, m, device=device)
+        # a transposed (non-contiguous) input for odd d; for one case a broadcast output gradient
+        x = torch.randn(d, rows, device=device).t() if d % 2 else torch.randn(rows, d, device=device)
+        grad_out = torch.randn(rows, m, device=device) if n != 14 else torch.randn(m, device=device).expand(rows, m)
         results = []
         for fused in (True, False):
             fourier_head._fused_state["enabled"] = fused
@@ -52,10 +53,11 @@ def compare(device: str, chunked: bool) -> list[str]:
             out = head(xg)
             loss = (out * grad_out).sum() + head.loss_regularization
             loss.backward()
+            fc = head.fc_extract_autocorrelation_params
             results.append((out.detach(), head.loss_regularization.detach(), xg.grad,
-                            head.fc_extract_autocorrelation_params.weight.grad.clone()))
+                            fc.weight.grad.clone(), fc.bias.grad.clone()))
         fourier_head._fused_state["enabled"] = True
-        for name, a, b in zip(("output", "regulariser", "grad x", "grad weight"), *results):
+        for name, a, b in zip(("output", "regulariser", "grad x", "grad weight", "grad bias"), *results):
             err = ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
             if err > 1e-5:
                 failures.append(f"m={m} N={n} {method} gamma={gamma} chunked={chunked}: {name} rel err {err:.2e}")
