@@ -318,11 +318,11 @@ FUSED_MAX_BINS = 1 << 14  # one row is reduced inside one program; larger m uses
 _fused_state = {"enabled": os.environ.get("FOURIER_HEAD_FUSED", "1") != "0"}  # FOURIER_HEAD_FUSED=0: eager only
 
 
-def _values_layout(values: torch.Tensor, m: int):
-    """(real view, row stride, column stride, offset of the imaginary part) of E a's storage."""
-    if values.is_complex():  # (B, m) complex: interleaved re, im
-        return torch.view_as_real(values), 2 * m, 2, 1
-    return values, 2 * m, 1, m  # (B, 2m) real: [Re | Im]
+def _values_strides(values: torch.Tensor, m: int):
+    """(row stride, column stride, offset of the imaginary part) of E a's storage, counted in floats."""
+    if values.is_complex():  # (B, m) complex: interleaved re, im (`_launch` passes it as float32)
+        return 2 * m, 2, 1
+    return 2 * m, 1, m  # (B, 2m) real: [Re | Im]
 
 
 def _use_fused(params: torch.Tensor, m: int) -> bool:
@@ -348,33 +348,50 @@ def _cdiv(a: int, b: int) -> int:
     return -(-int(a) // int(b))
 
 
-# Launching through `kernel[grid](...)` binds and specialises every argument and builds a cache key in
-# Python on every call: for the small heads that is a large share of the step. `_launch` keeps the
-# compiled kernels itself, keyed by everything Triton specialises on (argument dtypes, 16-byte alignment
-# of pointers, integers equal to 1 or divisible by 16, 64-bit integers) and by the constexprs, and
-# calls the compiled launcher directly. Triton < 3.4 (other launcher arguments), an interpreter run, or
-# a launch hook (a Triton profiler) take the ordinary path.
+# Launching through `kernel[grid](...)` binds and specialises every argument in Python, and Triton's
+# launcher asks the CUDA driver about every tensor's pointer (cuPointerGetAttribute): on the small heads,
+# where the GPU waits for the CPU, that is a good part of the step. `_launch` keeps the compiled kernels
+# itself, keyed by everything Triton specialises on (argument dtypes, 16-byte alignment of pointers,
+# integers equal to 1 or divisible by 16, 64-bit integers) and the constexprs, and calls the compiled
+# launcher with raw pointers (live tensors on the current device, so nothing needs checking). Triton < 3.4
+# (other launcher arguments) and CPU tensors (the interpreter) take the ordinary path, and so does every
+# launch if a launch hook (a Triton profiler) was installed before the kernel's first launch.
 _compiled_kernels = {}
 _DIRECT_LAUNCH = _triton_knobs is not None and os.environ.get("TRITON_INTERPRET") != "1"
 
 
+def _launch_hooked() -> bool:
+    """Whether a launch hook is installed (Triton >= 3.5 keeps an empty HookChain there by default)."""
+    hooks = (_triton_knobs.runtime.launch_enter_hook, _triton_knobs.runtime.launch_exit_hook)
+    return any(hook is not None and getattr(hook, "calls", True) for hook in hooks)
+
+
+def _real_views(args):
+    """Complex tensors as their float view (interleaved re, im): Triton has no complex dtype."""
+    return [torch.view_as_real(a) if isinstance(a, torch.Tensor) and a.is_complex() else a for a in args]
+
+
 def _launch(kernel, grid, args, constexprs, num_warps: int) -> None:
-    """kernel[grid](*args, **constexprs, num_warps=num_warps), args on the current CUDA device."""
-    if not (_DIRECT_LAUNCH and args[0].is_cuda) or _triton_knobs.runtime.launch_enter_hook is not None:
-        kernel[grid](*args, **constexprs, num_warps=num_warps)
+    """kernel[grid](*args, **constexprs, num_warps=num_warps); constexprs in the kernel's parameter order.
+    A complex tensor is passed as a pointer to its floats."""
+    if not (_DIRECT_LAUNCH and args[0].is_cuda):
+        kernel[grid](*_real_views(args), **constexprs, num_warps=num_warps)
         return
-    device = torch.cuda.current_device()
-    key = (kernel, device, num_warps, *constexprs.values(),
-           *[(a.dtype, a.data_ptr() % 16 == 0) if isinstance(a, torch.Tensor)
-             else (a == 1, a % 16 == 0, -2 ** 31 <= a < 2 ** 31) if type(a) is int else type(a) for a in args])
+    raw = [a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args]
+    # Finer than Triton's own specialisation (exact integers, pointers mod 16), so never a wrong kernel;
+    # a new batch size is one miss.
+    key = (kernel, num_warps, torch.cuda.current_device(), *constexprs.values(),
+           *[(a.dtype, r & 15) if isinstance(a, torch.Tensor) else r for a, r in zip(args, raw)])
     compiled = _compiled_kernels.get(key)
     if compiled is None:  # compile (and launch) through the JIT once; keep what it returns
-        compiled = kernel[grid](*args, **constexprs, num_warps=num_warps)
-        if hasattr(compiled, "packed_metadata"):
+        compiled = kernel[grid](*_real_views(args), **constexprs, num_warps=num_warps)
+        if hasattr(compiled, "packed_metadata") and not _launch_hooked():
+            if len(_compiled_kernels) >= 4096:  # e.g. a batch size that changes every step
+                _compiled_kernels.clear()
             _compiled_kernels[key] = compiled
         return
-    compiled.run(grid[0], grid[1] if len(grid) > 1 else 1, 1, torch._C._cuda_getCurrentRawStream(device),
-                 compiled.function, compiled.packed_metadata, None, None, None, *args, *constexprs.values())
+    compiled.run(grid[0], grid[1] if len(grid) > 1 else 1, 1, torch._C._cuda_getCurrentRawStream(key[2]),
+                 compiled.function, compiled.packed_metadata, None, None, None, *raw, *constexprs.values())
 
 
 def _launch_shape(rows: int, m: int):
@@ -518,11 +535,11 @@ if triton is not None:
 
     @triton.jit
     def _small_bwd_kernel(x, x_row, x_col, weight, w_row, w_col, bias, basis, grad_out, g_row, g_col,
-                          grad_coeffs, grad_x, reg_grad, reg_weight, rows, d, n2, m, eps,
+                          grad_coeffs_t, grad_x, reg_grad, reg_weight, rows, d, n2, m, eps,
                           R: tl.constexpr, BK: tl.constexpr, BM: tl.constexpr, BD: tl.constexpr,
                           HAS_REG: tl.constexpr, GRAD_X: tl.constexpr):
         # recomputes the coefficients and E a (cheaper than a launch to keep them), writes d loss / d coeffs
-        # and, if asked, d loss / d x = (d loss / d coeffs) W
+        # transposed, (2n, B), ready for the weight's gradient, and, if asked, d loss / d x = (d loss / d coeffs) W
         r = tl.program_id(0) * R + tl.arange(0, R)
         row_ok = r < rows
         r64 = r.to(tl.int64)[:, None]
@@ -543,7 +560,7 @@ if triton is not None:
         mask = row_ok[:, None] & k_ok[None, :]
         if HAS_REG:  # the regulariser's gradient, computed in the forward, times d loss / d regulariser
             grad += tl.load(reg_grad + offset, mask=mask, other=0.0) * tl.load(reg_weight)
-        tl.store(grad_coeffs + offset, grad, mask=mask)
+        tl.store(grad_coeffs_t + k[None, :].to(tl.int64) * rows + r[:, None], grad, mask=mask)
         if GRAD_X:
             grad = tl.where(mask, grad, 0.0)
             for d0 in range(0, d, BD):
@@ -592,9 +609,9 @@ if triton is not None:
 
 def _fused_log_pmf(values: torch.Tensor, out: torch.Tensor, total: torch.Tensor, m: int, eps: float) -> None:
     """out (B, m) = log(|Ea|^2 / total + eps), total (B,) = row sums of |Ea|^2, from E a (`_bin_values`)."""
-    real, v_row, v_col, v_im = _values_layout(values, m)
+    v_row, v_col, v_im = _values_strides(values, m)
     grid, per_program, block, warps = _launch_shape(out.shape[0], m)
-    _launch(_log_pmf_fwd_kernel, grid, (real, out, total, out.shape[0], m, v_row, v_col, v_im, eps),
+    _launch(_log_pmf_fwd_kernel, grid, (values, out, total, out.shape[0], m, v_row, v_col, v_im, eps),
             dict(ROWS=per_program, BLOCK=block), warps)
 
 
@@ -725,17 +742,17 @@ class _SmallHead(torch.autograd.Function):
         x, weight, bias, basis, reg_grad = ctx.saved_tensors
         (rows, d), n2 = x.shape, weight.shape[0]
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
-        grad_coeffs = x.new_empty(rows, n2)
-        grad_x = x.new_empty(rows, d) if need_x else grad_coeffs
+        grad_coeffs_t = x.new_empty(n2, rows)
+        grad_x = x.new_empty(rows, d) if need_x else grad_coeffs_t
         has_reg = reg_grad is not None and grad_reg is not None
         bk, bm, bd = ctx.tiles
         _launch(_small_bwd_kernel, (_cdiv(rows, SMALL_ROWS),),
-                (x, *x.stride(), weight, *weight.stride(), bias, basis, grad_out, *grad_out.stride(), grad_coeffs,
-                 grad_x, reg_grad if has_reg else grad_coeffs, grad_reg if has_reg else grad_coeffs,
+                (x, *x.stride(), weight, *weight.stride(), bias, basis, grad_out, *grad_out.stride(), grad_coeffs_t,
+                 grad_x, reg_grad if has_reg else grad_x, grad_reg if has_reg else grad_x,
                  rows, d, n2, ctx.m, ctx.eps),
                 dict(R=SMALL_ROWS, BK=bk, BM=bm, BD=bd, HAS_REG=has_reg, GRAD_X=need_x), 4)
-        grad_weight = grad_coeffs.t() @ x if need_weight else None
-        grad_bias = grad_coeffs.sum(dim=0) if need_bias else None
+        grad_weight = grad_coeffs_t @ x if need_weight else None
+        grad_bias = grad_coeffs_t.sum(dim=1) if need_bias else None
         return grad_x if need_x else None, grad_weight, grad_bias, None, None, None, None
 
 
@@ -746,7 +763,7 @@ def _fused_bin_values(params: torch.Tensor, const: torch.Tensor, m: int, method:
     rows, n = params.shape[0], params.shape[1] // 2
     b = torch.empty(rows, m, dtype=torch.complex64, device=params.device)
     block = min(1024, _pow2(m))
-    _launch(_twist_kernel, (_cdiv(rows, 4), _cdiv(m, block)), (params, const, torch.view_as_real(b), rows, n, m),
+    _launch(_twist_kernel, (_cdiv(rows, 4), _cdiv(m, block)), (params, const, b, rows, n, m),
             dict(R=4, BM=block), 4)
     return torch.fft.ifft(b, dim=-1, norm="forward")
 
@@ -761,7 +778,7 @@ def _fused_adjoint(grad_values: torch.Tensor, const: torch.Tensor, n: int, m: in
     grad = torch.empty(rows, 2 * n, dtype=torch.float32, device=spectrum.device) if out is None else out
     block = min(1024, _pow2(n))
     _launch(_untwist_kernel, (_cdiv(rows, 4), _cdiv(n, block)),
-            (torch.view_as_real(spectrum), const, grad, rows, n, m), dict(R=4, BN=block), 4)
+            (spectrum, const, grad, rows, n, m), dict(R=4, BN=block), 4)
     return grad
 
 
@@ -779,11 +796,10 @@ def _grad_values_eager(grad_out, values, total, m, eps):
 def _fused_grad_values(grad_out: torch.Tensor, values: torch.Tensor, total: torch.Tensor, m: int,
                        eps: float, into: torch.Tensor) -> torch.Tensor:
     """d loss / d(E a) in the layout of `values`, written into `into` (may be `values` itself)."""
-    real, v_row, v_col, v_im = _values_layout(values, m)
-    into_real = _values_layout(into, m)[0]
+    v_row, v_col, v_im = _values_strides(values, m)
     grid, per_program, block, warps = _launch_shape(grad_out.shape[0], m)
     try:
-        _launch(_log_pmf_bwd_kernel, grid, (grad_out, real, into_real, total, grad_out.shape[0], m, v_row, v_col,
+        _launch(_log_pmf_bwd_kernel, grid, (grad_out, values, into, total, grad_out.shape[0], m, v_row, v_col,
                                             v_im, eps),
                 dict(ROWS=per_program, BLOCK=block), warps)
     except Exception as error:  # noqa: BLE001
@@ -814,7 +830,7 @@ class _LogPMF(torch.autograd.Function):
 
     # below this many elements E a is kept for the backward (launches cost more than memory there)
     KEEP_VALUES = 1 << 20
-    CHUNK_VALUES = 1 << 24  # the backward holds E a and its spectrum at once: it uses half as many
+    CHUNK_VALUES = 1 << 24  # the backward uses chunks half this size (see `_backward_fused`)
 
     @staticmethod
     def forward(ctx, params, const, m: int, eps: float):
@@ -838,16 +854,18 @@ class _LogPMF(torch.autograd.Function):
     @staticmethod
     def _forward_fused(ctx, params, const, m, eps, method):
         rows = params.shape[0]
-        out = params.new_empty(rows, m)
         total = params.new_empty(rows)
         keep = rows * 2 * m <= _LogPMF.KEEP_VALUES
         chunks = _row_chunks(rows, m, _LogPMF.CHUNK_VALUES)
-        # one chunk: no slicing (each view costs microseconds of CPU, and small heads are launch-bound)
-        parts = [(params, out, total)] if len(chunks) == 1 else [
-            (params[start:stop], out[start:stop], total[start:stop]) for start, stop in chunks]
-        for part_params, part_out, part_total in parts:
-            values = _fused_bin_values(part_params, const, m, method)
-            _fused_log_pmf(values, part_out, part_total, m, eps)
+        if len(chunks) == 1:  # no slicing; the output allocated once the FFT's input is freed (lower peak)
+            values = _fused_bin_values(params, const, m, method)
+            out = params.new_empty(rows, m)
+            _fused_log_pmf(values, out, total, m, eps)
+        else:
+            out = params.new_empty(rows, m)
+            for start, stop in chunks:
+                values = _fused_bin_values(params[start:stop], const, m, method)
+                _fused_log_pmf(values, out[start:stop], total[start:stop], m, eps)
         # The fused backward recomputes the pmf from E a, so the output itself is not saved.
         ctx.save_for_backward(params, const, total, values if keep else None)
         return out
@@ -883,7 +901,9 @@ class _LogPMF(torch.autograd.Function):
         if kept is not None:  # one chunk, E a kept from the forward
             grad_values = _fused_grad_values(grad_out, kept, total, m, eps, torch.empty_like(kept))
             return _fused_adjoint(grad_values, const, n, m), None, None, None
-        chunks = _row_chunks(params.shape[0], m, _LogPMF.CHUNK_VALUES // 2)
+        # E a and its spectrum are alive at once here (twice a chunk), next to the output and its gradient:
+        # half-size chunks keep the peak near a linear head's (a whole chunk measured 1.53x at chronos-550)
+        chunks = _row_chunks(params.shape[0], m, max(2 * m, _LogPMF.CHUNK_VALUES // 2))
         grad_params = torch.empty_like(params) if len(chunks) > 1 else None
         for start, stop in chunks:
             values = _fused_bin_values(params[start:stop], const, m, ctx.method)
