@@ -169,14 +169,19 @@ def main():
                         help="compiled: the forward and loss under torch.compile (both heads)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    rows = []
+    rows, failed = [], []
     for name in args.models:
         for mode in args.modes:
             steps = {head: make_step(MODELS[name], head, device, mode == "compiled") for head in ("linear", "fourier")}
             times = {head: [] for head in steps}
-            for _ in range(args.rounds):
-                for head, (step, _) in steps.items():
-                    times[head].append(time_steps(step, device, args.steps))
+            try:
+                for _ in range(args.rounds):
+                    for head, (step, _) in steps.items():
+                        times[head].append(time_steps(step, device, args.steps))
+            except RuntimeError as error:  # e.g. a model that does not compile: report it, measure the rest
+                failed.append({"model": name, "mode": mode, "error": f"{type(error).__name__}: {error}"[:300]})
+                print(f"failed: {name} ({mode}): {failed[-1]['error']}", flush=True)
+                continue
             lin, four = statistics.median(times["linear"]), statistics.median(times["fourier"])
             rows.append({"model": name, "mode": mode, "setting": steps["fourier"][1], "linear_step_ms": round(lin, 4),
                          "fourier_step_ms": round(four, 4), "ratio": round(four / lin, 3)})
@@ -190,7 +195,7 @@ def main():
     }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"provenance": provenance, "rows": rows}, indent=1) + "\n")
+        args.out.write_text(json.dumps({"provenance": provenance, "rows": rows, "failed": failed}, indent=1) + "\n")
     if args.merge_into:  # replaces the rows of the modes run; keeps the others if measured on the same code
         data = json.loads(args.merge_into.read_text())
         old = data.get("end_to_end_provenance", {})
