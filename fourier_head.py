@@ -52,10 +52,12 @@ rest of the model; the FFT path does not use TF32.
 On a GPU with Triton installed (float32 parameters), the work is fused, with the same numbers as the
 eager path to about 1e-6 relative: for small shapes (few bins and frequencies, the
 toy and Decision-Transformer heads) the whole head, linear layer and regulariser included, is one
-autograd node whose forward and backward are each one matrix product plus one kernel, because there
-the time goes to launching kernels; for large shapes E a comes from one cuFFT call between a "twist"
-and an "untwist" kernel, and |Ea|^2, the row sums and the log (forward) or the gradient (backward)
-are one pass each. Without Triton, on a CPU, if a kernel fails to compile, or with the environment
+autograd node whose forward is one kernel and whose backward is one kernel (which also writes the
+input's gradient) plus the weight's matrix product and the bias's row sum, as many launches as a linear
+head, because there the time goes to launching kernels (the kernels are launched through their compiled
+launchers, skipping Triton's per-call argument binding); for large shapes E a comes from one cuFFT call
+between a "twist" and an "untwist" kernel, and |Ea|^2, the row sums and the log (forward) or the
+gradient (backward) are one pass each. Without Triton, on a CPU, if a kernel fails to compile, or with the environment
 variable `FOURIER_HEAD_FUSED=0`, the eager path runs. Inside `torch.compile` the head is written in
 plain differentiable ops instead, which the compiler traces, differentiates and fuses itself.
 

@@ -172,7 +172,7 @@ def readme_table(data: dict) -> str:
     if data.get("end_to_end"):
         e = data.get("end_to_end_provenance", p)
         lines += ["", f"Whole training steps of this repository's models (`end_to_end.py`, {e['gpu']}, commit "
-                  f"`{str(e['commit'])[:7]}`; {e['timing']}):", "",
+                  f"{e['commit']}; {e['timing']}):", "",
                   "| model | setting | mode | linear step ms | Fourier step ms | Fourier / linear |", "|---|---|---|---|---|---|"]
         for r in data["end_to_end"]:
             lines.append(f"| {r['model']} | {r['setting']} | {r.get('mode', 'eager')} | {r['linear_step_ms']:.3f} | "
