@@ -1069,7 +1069,7 @@ class Fourier_Head(_AutocorrelationParams):
         take the general path). For small heads this Python is a good part of the step: it reads the
         module's dicts directly rather than through nn.Module's attribute lookup."""
         fc = self._modules["fc_extract_autocorrelation_params"]
-        if not (self._small_shape and _plain_linear(fc) and x.numel() > 0):
+        if not (_plain_linear(fc) and x.numel() > 0):  # the caller checked `_small_shape`
             return None
         weight, bias = fc._parameters["weight"], fc._parameters["bias"]
         gamma = self.regularizion_gamma
