@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fourier_head import Fourier_Head
+from fourier_head import Fourier_Head, regularization_loss
 
 
 @dataclass
@@ -117,9 +117,7 @@ class DecisionTransformer(nn.Module):
     def loss(self, logits, targets):
         """Cross-entropy (+ the Fourier regulariser from the last forward; the reference forgot it)."""
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
-        if isinstance(self.head, Fourier_Head):
-            loss = loss + self.head.loss_regularization
-        return loss
+        return loss + regularization_loss(self)
 
     def optim_groups(self, weight_decay: float):
         """Weight decay on the matmul weights (Linear, Conv2d, the Fourier head's linear) only."""

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import T5Config, T5Model
 
-from fourier_head import Fourier_Head
+from fourier_head import Fourier_Head, regularization_loss
 from tokenizer import N_SPECIAL, PAD
 
 SIZES = {  # d_model, d_ff, layers (encoder = decoder), heads, d_kv
@@ -90,7 +90,7 @@ class Chronos(nn.Module):
 
     @property
     def regularization(self) -> torch.Tensor:
-        return self.head.loss_regularization if self.cfg.head == "fourier" else torch.zeros(())
+        return regularization_loss(self)
 
     def forward(self, input_ids, attention_mask, labels):
         dec_in = torch.cat([torch.full_like(labels[:, :1], PAD), labels[:, :-1]], dim=1)

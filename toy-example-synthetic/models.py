@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fourier_head import Fourier_Head, Fourier_Head_MLE, FourierDensity, autocorrelate, fourier_penalty
+from fourier_head import (Fourier_Head, Fourier_Head_MLE, FourierDensity, autocorrelate, fourier_penalty,
+                          regularization_loss)
 
 CLASSIFICATION_HEADS = ("linear", "gmm", "fourier", "regression")
 MLE_HEADS = ("fourier-mle", "gmm-mle")
@@ -123,11 +124,11 @@ def single_loss(spec: ModelSpec, model: nn.Sequential, x, label, z, centers):
     if spec.head in ("linear", "gmm"):
         return F.cross_entropy(out, label)
     if spec.head == "fourier":
-        return F.cross_entropy(out, label) + model[-1].loss_regularization
+        return F.cross_entropy(out, label) + regularization_loss(model)
     if spec.head == "regression":
         return F.mse_loss(out[:, 0], centers[label])
     if spec.head == "fourier-mle":
-        return -torch.log(out.pdf(z) + EPS_NLL).mean() + model[-1].loss_regularization
+        return -torch.log(out.pdf(z) + EPS_NLL).mean() + regularization_loss(model)
     means, stds = out
     return -torch.log(gmm_pdf(means, stds.expand_as(means), z[:, None])[:, 0] + EPS_NLL).mean()
 

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import data
-from fourier_head import Fourier_Head
+from fourier_head import Fourier_Head, regularization_loss
 from metrics import tempo_metrics
 
 HERE = Path(__file__).resolve().parent
@@ -188,8 +188,7 @@ class TempoClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (logits or log-PMF (B, C), regularisation loss: 0 for the linear head)."""
         out = self.head(self.encoder(x))
-        reg = getattr(self.head, "loss_regularization", None)
-        return out, (reg if reg is not None else out.new_zeros(()))
+        return out, regularization_loss(self)
 
 
 # ------------------------------------------------------------------------------------------------

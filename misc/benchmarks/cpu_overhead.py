@@ -18,7 +18,7 @@ import time
 import torch
 from torch import nn
 
-import fourier_head
+import fourier_head_fused
 from fourier_head import Fourier_Head
 
 SHAPES = {"toy": (1024, 32, 50, 12), "decision-transformer": (1920, 128, 18, 8),
@@ -61,8 +61,8 @@ def launch_us(repeats=2000):
     weight, bias = torch.randn(n2, d, device="cuda"), torch.randn(n2, device="cuda")
     basis = torch.randn(n2, 2 * m, device="cuda")
     out = torch.empty(rows, m, device="cuda")
-    grid = (fourier_head._cdiv(rows, 32),)
-    kernel = fourier_head._small_fwd_kernel
+    grid = (fourier_head_fused._cdiv(rows, 32),)
+    kernel = fourier_head_fused._small_fwd_kernel
     args = (x, d, 1, weight, d, 1, bias, basis, out, out, rows, d, n2, m, 1e-5)
     meta = dict(R=32, BK=32, BM=64, BD=32, STORE_COEFFS=False)
     result = {}
@@ -71,7 +71,7 @@ def launch_us(repeats=2000):
         kernel[grid](*args, **meta, num_warps=4)
 
     def cached():
-        fourier_head._launch(kernel, grid, args, meta, 4)
+        fourier_head_fused._launch(kernel, grid, args, meta, 4)
 
     for name, fn in (("jit", jit), ("cached", cached), ("torch.empty", lambda: torch.empty(rows, m, device="cuda")),
                      ("addmm", lambda: torch.addmm(out, out, torch.empty(m, m, device="cuda")))):
@@ -97,7 +97,7 @@ def main():
     parser.add_argument("--jit-launch", action="store_true", help="launch through kernel[grid](...) only")
     args = parser.parse_args()
     if args.jit_launch:
-        fourier_head._DIRECT_LAUNCH = False
+        fourier_head_fused._DIRECT = False
     print("launch us:", launch_us())
     for name in args.shapes:
         batch, d, m, n = SHAPES[name]

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fourier_head import Fourier_Head
+from fourier_head import Fourier_Head, regularization_loss
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,7 +62,7 @@ def toy_setup(head: str, device):
     y = torch.randint(0, 50, (32,), device=device)
 
     def loss():
-        return F.cross_entropy(model(x), y) + getattr(out, "loss_regularization", 0)
+        return F.cross_entropy(model(x), y) + regularization_loss(model)
     return model, opt, loss, None, "batch 32, Adam; Fourier N=12, gamma=0"
 
 

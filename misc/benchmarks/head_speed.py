@@ -23,8 +23,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+import contextlib
+
 import fourier_head
 from fourier_head import Fourier_Head
+
+try:
+    import fourier_head_fused
+except ImportError:  # no Triton: every head runs the plain path
+    fourier_head_fused = None
 
 SHAPES = [  # name, batch rows, d, m, N
     ("toy", 1024, 32, 50, 12),
@@ -67,7 +74,10 @@ class NaiveFourierHead(nn.Module):
 def fwd_bwd(model, x, y):
     out = model(x)
     loss = nn.functional.cross_entropy(out, y)
-    reg = getattr(model, "loss_regularization", None)
+    if isinstance(model, Fourier_Head):  # as a training loop adds regularization_loss(model)
+        reg = model.loss_regularization if model.regularizion_gamma != 0 else None
+    else:
+        reg = getattr(model, "loss_regularization", None)
     if reg is not None:
         loss = loss + reg
     loss.backward()
@@ -215,7 +225,7 @@ def main():
         models = {
             "linear": nn.Linear(d, m),
             "fourier": Fourier_Head(d, m, n, regularizion_gamma=args.gamma),
-            "fourier_eager": Fourier_Head(d, m, n, regularizion_gamma=args.gamma),  # fused kernels off
+            "fourier_eager": Fourier_Head(d, m, n, regularizion_gamma=args.gamma),  # plain path (fused off)
             "fourier_fft": Fourier_Head(d, m, n, regularizion_gamma=args.gamma, pmf_method="fft"),
             "fourier_matmul": Fourier_Head(d, m, n, regularizion_gamma=args.gamma, pmf_method="matmul"),
             "naive": NaiveFourierHead(d, m, n, gamma=args.gamma),
@@ -230,9 +240,9 @@ def main():
                 if key == "naive" and round_ > 0:
                     continue  # tens of ms per call and no launch-bound noise: one round suffices
                 repeats = max(3, args.repeats // 10) if key == "naive" else args.repeats
-                fourier_head._fused_state["enabled"] = key != "fourier_eager"
-                ms, peak = measure(model, x, y, device, repeats)
-                fourier_head._fused_state["enabled"] = True
+                plain = key == "fourier_eager" and fourier_head_fused is not None
+                with fourier_head_fused.disabled() if plain else contextlib.nullcontext():
+                    ms, peak = measure(model, x, y, device, repeats)
                 times[key].append(ms)
                 if round_ == 0 and key in ("linear", "fourier", "fourier_eager", "naive"):
                     row[f"{key}_peak_mib"] = None if peak is None else round(peak, 2)
@@ -253,8 +263,8 @@ def main():
         "commit": args.commit,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "gamma": args.gamma,
-        "triton": getattr(fourier_head.triton, "__version__", None),
-        "fused": fourier_head._fused_state["enabled"] and fourier_head.triton is not None and device.type == "cuda",
+        "triton": getattr(getattr(fourier_head_fused, "triton", None), "__version__", None),
+        "fused": fourier_head_fused is not None and device.type == "cuda",
         "timing": f"median over {args.rounds} interleaved rounds of the median of {args.repeats} fwd+bwd "
                   "(cross-entropy) after 3 warm-ups, CUDA events; naive: one round of max(3, repeats/10)",
     }

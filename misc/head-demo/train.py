@@ -43,7 +43,7 @@ from scipy.stats import norm
 from torch import nn
 from tqdm import tqdm
 
-from fourier_head import Fourier_Head, smoothness
+from fourier_head import Fourier_Head, regularization_loss, smoothness
 
 HERE = Path(__file__).resolve().parent
 
@@ -218,7 +218,7 @@ def train_target(target: str, config: Config, device: torch.device) -> dict:
         labels = torch.multinomial(label_probs, batch, replacement=True, generator=sampler)  # (rows, batch)
         histogram = torch.zeros(rows, m, device=device).scatter_add_(1, labels, ones) / batch
         log_pmf = model()
-        loss = F.cross_entropy(log_pmf, histogram, reduction="sum") + model.head.loss_regularization
+        loss = F.cross_entropy(log_pmf, histogram, reduction="sum") + regularization_loss(model)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
