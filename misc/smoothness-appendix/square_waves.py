@@ -66,10 +66,10 @@ QUICK = {"max_sines": 30, "plot_from": 1, "sensitivity_points": (2048,),
          "out_dir": str(HERE / "runs" / "quick" / "results"), "fig_dir": str(HERE / "runs" / "quick" / "figures")}
 
 
-def parse_config(argv=None) -> Config:
-    """Dataclass fields -> CLI flags; --quick applies QUICK first, explicit flags win (misc boilerplate)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
-    for f in dataclasses.fields(Config):
+def config_from_cli(config_cls, quick: dict, argv=None, description: str | None = None):
+    """Dataclass fields -> CLI flags; --quick applies `quick` first, explicit flags win (misc boilerplate)."""
+    parser = argparse.ArgumentParser(description=description)
+    for f in dataclasses.fields(config_cls):
         flag, kind = "--" + f.name.replace("_", "-"), type(f.default)
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
@@ -82,10 +82,14 @@ def parse_config(argv=None) -> Config:
                                 help=f.metadata["help"] + f" (default {f.default})")
     given = vars(parser.parse_args(argv))
     given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
-    config = Config()
+    config = config_cls()
     if given.get("quick"):
-        config = dataclasses.replace(config, **QUICK)
-    config = dataclasses.replace(config, **given)
+        config = dataclasses.replace(config, **quick)
+    return dataclasses.replace(config, **given)
+
+
+def parse_config(argv=None) -> Config:
+    config = config_from_cli(Config, QUICK, argv, description=__doc__.split("\n\n")[1])
     if config.num_points < 8 or config.max_sines < max(config.panel_sines):
         sys.exit(f"error: need num_points >= 8 and max_sines >= {max(config.panel_sines)} (the largest panel)")
     return config
@@ -262,9 +266,10 @@ def readme_table(results: dict, summary: dict) -> str:
     return "\n".join(rows)
 
 
-def update_readme(table: str) -> None:
+def update_readme(table: str, block: str = "results") -> None:
+    """Replace the README's generated block between <!-- {block}:start --> and <!-- {block}:end -->."""
     readme = HERE / "README.md"
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
     text = readme.read_text()
     if start in text and end in text:
         head, rest = text.split(start, 1)
