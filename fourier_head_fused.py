@@ -1,7 +1,10 @@
 """Fused Triton kernels for `fourier_head.Fourier_Head` (optional; the head works without this file).
 
 `fourier_head.py` imports this module on the first forward with CUDA tensors and uses it wherever it
-applies (float32 parameters, m <= 16384, outside torch.compile); `FOURIER_HEAD_FUSED=0` switches it off.
+applies (float32 parameters, m <= 16384); `FOURIER_HEAD_FUSED=0` switches it off. In eager mode the kernels
+run inside `torch.autograd.Function` nodes; under `torch.compile` the same code runs as custom operators
+(`torch.ops.fourier_head.small_head`, `log_pmf`, `penalty`, with registered backward and fake
+implementations), which the compiler traces as opaque calls.
 It computes the same numbers as the plain path (tested to 1e-5 relative, tests/test_fused.py) with fewer
 kernel launches and less memory:
 
@@ -127,8 +130,7 @@ def _on_device(t: torch.Tensor):
 
 def applies(t: torch.Tensor, m: int) -> bool:
     """Whether the kernels can run on t (float32, on a GPU or under the interpreter) for m bins."""
-    return (t.dtype == torch.float32 and m <= MAX_BINS and (t.is_cuda or (INTERPRET and t.device.type == "cpu"))
-            and not torch.compiler.is_compiling())
+    return t.dtype == torch.float32 and m <= MAX_BINS and (t.is_cuda or (INTERPRET and t.device.type == "cpu"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -538,22 +540,17 @@ def _row_chunks(rows: int, m: int, limit: int):
     return [(start, min(rows, start + step)) for start in range(0, rows, step)]
 
 
-class _LogPMF(torch.autograd.Function):
-    """params [Re a, Im a] (B, 2n) -> log(|Ea|^2 / sum_bins |Ea|^2 + eps) (B, m).
+KEEP_VALUES = 1 << 20     # below this many numbers E a is kept for the backward (launches cost more than memory)
+CHUNK_VALUES = 1 << 24    # rows are processed in chunks of E a of at most this many numbers (the backward: half)
 
-    Small shapes keep E a for the backward (launches cost more than memory there); large ones recompute it
-    in row chunks of at most CHUNK_VALUES numbers, so the only (B, m) tensors alive are the output and its
-    gradient: peak memory stays close to a linear head's."""
 
-    KEEP_VALUES = 1 << 20
-    CHUNK_VALUES = 1 << 24  # the backward uses chunks half this size
-
-    @staticmethod
-    def forward(ctx, params, const, m: int, eps: float):
+def _log_pmf_forward(params, const, m: int, eps: float, keep: bool):
+    """params [Re a, Im a] (B, 2n) -> (log(|Ea|^2 / sum_bins |Ea|^2 + eps) (B, m), row sums (B,), E a or None).
+    Large batches run in row chunks, so that the only (B, m) tensor alive is the output."""
+    with _on_device(params):
         rows = params.shape[0]
         total = params.new_empty(rows)
-        keep = rows * 2 * m <= _LogPMF.KEEP_VALUES
-        chunks = _row_chunks(rows, m, _LogPMF.CHUNK_VALUES)
+        chunks = _row_chunks(rows, m, CHUNK_VALUES)
         if len(chunks) == 1:  # no slicing; the output allocated once the FFT's input is freed (lower peak)
             values = _bin_values(params, const, m)
             out = params.new_empty(rows, m)
@@ -563,31 +560,45 @@ class _LogPMF(torch.autograd.Function):
             for start, stop in chunks:
                 values = _bin_values(params[start:stop], const, m)
                 _log_pmf_fwd(values, out[start:stop], total[start:stop], m, eps)
+        return out, total, (values if keep and len(chunks) == 1 else None)
+
+
+def _log_pmf_backward(params, const, total, kept, grad_out, m: int, eps: float):
+    """d loss / d params (B, 2n) from d loss / d log pmf (B, m); recomputes E a in row chunks unless kept."""
+    n = params.shape[-1] // 2
+    grad_out = grad_out if grad_out.is_contiguous() else grad_out.contiguous()
+    with _on_device(params):
+        if kept is not None:
+            return _adjoint(_grad_values(grad_out, kept, total, m, eps, torch.empty_like(kept)), const, n, m)
+        # E a and its spectrum are alive at once here (twice a chunk), next to the output and its gradient:
+        # half-size chunks keep the peak near a linear head's (a whole chunk measured 1.53x at chronos-550)
+        chunks = _row_chunks(params.shape[0], m, max(2 * m, CHUNK_VALUES // 2))
+        grad_params = torch.empty_like(params) if len(chunks) > 1 else None
+        for start, stop in chunks:
+            values = _bin_values(params[start:stop], const, m)
+            grad_values = _grad_values(grad_out[start:stop], values, total[start:stop], m, eps, values)
+            if grad_params is None:  # one chunk: its gradient is the whole gradient
+                return _adjoint(grad_values, const, n, m)
+            _adjoint(grad_values, const, n, m, out=grad_params[start:stop])
+        return grad_params
+
+
+class _LogPMF(torch.autograd.Function):
+    """params [Re a, Im a] (B, 2n) -> log(|Ea|^2 / sum_bins |Ea|^2 + eps) (B, m). Small shapes keep E a for
+    the backward; large ones recompute it, so besides the output only the row sums are saved."""
+
+    @staticmethod
+    def forward(ctx, params, const, m: int, eps: float):
+        out, total, kept = _log_pmf_forward(params, const, m, eps, params.shape[0] * 2 * m <= KEEP_VALUES)
         ctx.m, ctx.eps = m, eps
-        ctx.save_for_backward(params, const, total, values if keep else None)
+        ctx.save_for_backward(params, const, total, kept)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         params, const, total, kept = ctx.saved_tensors
-        m, eps, n = ctx.m, ctx.eps, params.shape[-1] // 2
-        grad_out = grad_out if grad_out.is_contiguous() else grad_out.contiguous()
-        with _on_device(params):
-            if kept is not None:  # one chunk, E a kept from the forward
-                grad_values = _grad_values(grad_out, kept, total, m, eps, torch.empty_like(kept))
-                return _adjoint(grad_values, const, n, m), None, None, None
-            # E a and its spectrum are alive at once here (twice a chunk), next to the output and its gradient:
-            # half-size chunks keep the peak near a linear head's (a whole chunk measured 1.53x at chronos-550)
-            chunks = _row_chunks(params.shape[0], m, max(2 * m, _LogPMF.CHUNK_VALUES // 2))
-            grad_params = torch.empty_like(params) if len(chunks) > 1 else None
-            for start, stop in chunks:
-                values = _bin_values(params[start:stop], const, m)
-                grad_values = _grad_values(grad_out[start:stop], values, total[start:stop], m, eps, values)
-                if grad_params is None:  # one chunk: its gradient is the whole gradient
-                    return _adjoint(grad_values, const, n, m), None, None, None
-                _adjoint(grad_values, const, n, m, out=grad_params[start:stop])
-        return grad_params, None, None, None
+        return _log_pmf_backward(params, const, total, kept, grad_out, ctx.m, ctx.eps), None, None, None
 
 
 def _small_tiles(n2: int, m: int):
@@ -603,67 +614,191 @@ def _eager_small(x, weight, bias, basis, m: int, eps: float):
     return torch.log(power / power.sum(dim=-1, keepdim=True) + eps), params
 
 
+def _small_meta(x, weight, m: int):
+    (rows, d), n2 = x.shape, weight.shape[0]
+    bk, bm = _small_tiles(n2, m)
+    return rows, d, n2, dict(R=SMALL_ROWS, BK=bk, BM=bm, BD=min(64, max(16, _pow2(d))))
+
+
+def _small_forward(x, weight, bias, basis, m: int, eps: float, gamma: float):
+    """x (B, d), weight (2n, d), bias (2n,) -> (log pmf (B, m), regulariser or None, its gradient w.r.t. the
+    linear layer's outputs (B, 2n) or None): the linear layer and the head in one kernel."""
+    rows, d, n2, tiles = _small_meta(x, weight, m)
+    out = x.new_empty(rows, m)
+    coeffs = x.new_empty(rows, n2) if gamma != 0 else out
+
+    def fused():
+        _launch(_small_fwd_kernel, (_cdiv(rows, SMALL_ROWS),),
+                (x, *x.stride(), weight, *weight.stride(), bias, basis, out, coeffs, rows, d, n2, m, eps),
+                dict(tiles, STORE_COEFFS=gamma != 0), 4)
+        return out, coeffs
+
+    with _on_device(x):
+        out, coeffs = _run("small_fwd", fused, lambda: _eager_small(x, weight, bias, basis, m, eps))
+        reg, reg_grad = _penalty(coeffs, gamma) if gamma != 0 else (None, None)
+    return out, reg, reg_grad
+
+
+def _small_backward(x, weight, bias, basis, reg_grad, grad_out, grad_reg, m: int, eps: float, need=(True,) * 3):
+    """(d loss / d x, d weight, d bias) (None where not needed) of `_small_forward`: one kernel that also
+    writes d loss / d x, then the weight's matrix product and the bias's row sum."""
+    rows, d, n2, tiles = _small_meta(x, weight, m)
+    need_x, need_weight, need_bias = need
+    has_reg = reg_grad is not None and grad_reg is not None
+
+    def fused():
+        grad_coeffs_t = x.new_empty(n2, rows)
+        grad_x = x.new_empty(rows, d) if need_x else grad_coeffs_t
+        _launch(_small_bwd_kernel, (_cdiv(rows, SMALL_ROWS),),
+                (x, *x.stride(), weight, *weight.stride(), bias, basis, grad_out, *grad_out.stride(),
+                 grad_coeffs_t, grad_x, reg_grad if has_reg else grad_x, grad_reg if has_reg else grad_x,
+                 rows, d, n2, m, eps),
+                dict(tiles, HAS_REG=has_reg, GRAD_X=need_x), 4)
+        return (grad_x if need_x else None, grad_coeffs_t @ x if need_weight else None,
+                grad_coeffs_t.sum(dim=1) if need_bias else None)
+
+    def eager():  # recompute the forward in plain ops and let autograd differentiate it
+        with torch.enable_grad():
+            inputs = [t.detach().requires_grad_(True) for t in (x, weight, bias)]
+            out, params = _eager_small(*inputs, basis, m, eps)
+            loss = (out * grad_out).sum()
+            if has_reg:
+                loss = loss + (params * reg_grad.detach()).sum() * grad_reg
+            grads = torch.autograd.grad(loss, inputs)
+        return tuple(g if wanted else None for g, wanted in zip(grads, need))
+
+    with _on_device(x):
+        return _run("small_bwd", fused, eager)
+
+
 class _SmallHead(torch.autograd.Function):
     """x (B, d), weight (2n, d), bias (2n,) -> log pmf (B, m) [and the regulariser, if gamma > 0]."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, basis, m: int, eps: float, gamma: float):
-        (rows, d), n2 = x.shape, weight.shape[0]
-        bk, bm = _small_tiles(n2, m)
-        bd = min(64, max(16, _pow2(d)))
-        out = x.new_empty(rows, m)
-        coeffs = x.new_empty(rows, n2) if gamma != 0 else out
-
-        def fused():
-            _launch(_small_fwd_kernel, (_cdiv(rows, SMALL_ROWS),),
-                    (x, *x.stride(), weight, *weight.stride(), bias, basis, out, coeffs, rows, d, n2, m, eps),
-                    dict(R=SMALL_ROWS, BK=bk, BM=bm, BD=bd, STORE_COEFFS=gamma != 0), 4)
-            return out, coeffs
-
-        def eager():
-            return _eager_small(x, weight, bias, basis, m, eps)
-
-        out, coeffs = _run("small_fwd", fused, eager)
-        reg = reg_grad = None
-        if gamma != 0:
-            reg, reg_grad = _penalty(coeffs, gamma)
+        out, reg, reg_grad = _small_forward(x, weight, bias, basis, m, eps, gamma)
         ctx.save_for_backward(x, weight, bias, basis, reg_grad)
-        ctx.m, ctx.eps, ctx.gamma, ctx.tiles = m, eps, gamma, (bk, bm, bd)
+        ctx.m, ctx.eps = m, eps
         return out if reg is None else (out, reg)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out, grad_reg=None):
         x, weight, bias, basis, reg_grad = ctx.saved_tensors
-        (rows, d), n2 = x.shape, weight.shape[0]
-        need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
-        has_reg = reg_grad is not None and grad_reg is not None
-        bk, bm, bd = ctx.tiles
-
-        def fused():
-            grad_coeffs_t = x.new_empty(n2, rows)
-            grad_x = x.new_empty(rows, d) if need_x else grad_coeffs_t
-            _launch(_small_bwd_kernel, (_cdiv(rows, SMALL_ROWS),),
-                    (x, *x.stride(), weight, *weight.stride(), bias, basis, grad_out, *grad_out.stride(),
-                     grad_coeffs_t, grad_x, reg_grad if has_reg else grad_x, grad_reg if has_reg else grad_x,
-                     rows, d, n2, ctx.m, ctx.eps),
-                    dict(R=SMALL_ROWS, BK=bk, BM=bm, BD=bd, HAS_REG=has_reg, GRAD_X=need_x), 4)
-            return (grad_x if need_x else None, grad_coeffs_t @ x if need_weight else None,
-                    grad_coeffs_t.sum(dim=1) if need_bias else None)
-
-        def eager():  # recompute the forward in plain ops and let autograd differentiate it
-            with torch.enable_grad():
-                inputs = [t.detach().requires_grad_(True) for t in (x, weight, bias)]
-                out, params = _eager_small(*inputs, basis, ctx.m, ctx.eps)
-                loss = (out * grad_out).sum()
-                if has_reg:
-                    loss = loss + (params * reg_grad.detach()).sum() * grad_reg
-                grads = torch.autograd.grad(loss, inputs)
-            return tuple(g if need else None for g, need in zip(grads, (need_x, need_weight, need_bias)))
-
-        with _on_device(x):
-            grads = _run("small_bwd", fused, eager)
+        grads = _small_backward(x, weight, bias, basis, reg_grad, grad_out, grad_reg, ctx.m, ctx.eps,
+                                ctx.needs_input_grad[:3])
         return (*grads, None, None, None, None)
+
+
+# ------------------------------------------------------------------------------------------------
+# the same as custom operators, for torch.compile (which cannot trace Triton launches or autograd.Function
+# nodes with side effects). Eager mode keeps the autograd.Function nodes above: a custom operator's
+# dispatch costs ~50 us more per forward+backward, which the small heads would feel.
+# ------------------------------------------------------------------------------------------------
+
+OPS = hasattr(torch.library, "custom_op")
+if OPS:
+    Tensor = torch.Tensor
+
+    @torch.library.custom_op("fourier_head::small_head", mutates_args=())
+    def _small_head_op(x: Tensor, weight: Tensor, bias: Tensor, basis: Tensor, m: int, eps: float,
+                       gamma: float) -> tuple[Tensor, Tensor, Tensor]:
+        out, reg, reg_grad = _small_forward(x, weight, bias, basis, m, eps, gamma)
+        return out, (x.new_zeros(()) if reg is None else reg), (x.new_empty(0) if reg_grad is None else reg_grad)
+
+    @_small_head_op.register_fake
+    def _(x, weight, bias, basis, m, eps, gamma):
+        return x.new_empty(x.shape[0], m), x.new_empty(()), x.new_empty((x.shape[0], weight.shape[0]) if gamma else 0)
+
+    @torch.library.custom_op("fourier_head::small_head_backward", mutates_args=())
+    def _small_head_backward_op(x: Tensor, weight: Tensor, bias: Tensor, basis: Tensor, reg_grad: Tensor,
+                                grad_out: Tensor, grad_reg: Tensor, m: int, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+        has_reg = reg_grad.numel() > 0
+        return _small_backward(x, weight, bias, basis, reg_grad if has_reg else None, grad_out,
+                               grad_reg if has_reg else None, m, eps)
+
+    @_small_head_backward_op.register_fake
+    def _(x, weight, bias, basis, reg_grad, grad_out, grad_reg, m, eps):
+        return torch.empty_like(x), torch.empty_like(weight), torch.empty_like(bias)
+
+    def _small_head_setup(ctx, inputs, output):
+        x, weight, bias, basis, m, eps, gamma = inputs
+        ctx.save_for_backward(x, weight, bias, basis, output[2])
+        ctx.m, ctx.eps = m, eps
+
+    def _small_head_grad(ctx, grad_out, grad_reg, _):
+        x, weight, bias, basis, reg_grad = ctx.saved_tensors
+        grad_reg = x.new_zeros(()) if grad_reg is None else grad_reg
+        grads = _small_head_backward_op(x, weight, bias, basis, reg_grad, grad_out.contiguous(), grad_reg,
+                                        ctx.m, ctx.eps)
+        return (*grads, None, None, None, None)
+
+    _small_head_op.register_autograd(_small_head_grad, setup_context=_small_head_setup)
+
+    @torch.library.custom_op("fourier_head::log_pmf", mutates_args=())
+    def _log_pmf_op(params: Tensor, const: Tensor, m: int, eps: float) -> tuple[Tensor, Tensor]:
+        out, total, _ = _log_pmf_forward(params, const, m, eps, keep=False)
+        return out, total
+
+    @_log_pmf_op.register_fake
+    def _(params, const, m, eps):
+        return params.new_empty(params.shape[0], m), params.new_empty(params.shape[0])
+
+    @torch.library.custom_op("fourier_head::log_pmf_backward", mutates_args=())
+    def _log_pmf_backward_op(params: Tensor, const: Tensor, total: Tensor, grad_out: Tensor, m: int,
+                             eps: float) -> Tensor:
+        return _log_pmf_backward(params, const, total, None, grad_out, m, eps)
+
+    @_log_pmf_backward_op.register_fake
+    def _(params, const, total, grad_out, m, eps):
+        return torch.empty_like(params)
+
+    def _log_pmf_setup(ctx, inputs, output):
+        params, const, m, eps = inputs
+        ctx.save_for_backward(params, const, output[1])
+        ctx.m, ctx.eps = m, eps
+
+    def _log_pmf_grad(ctx, grad_out, _):
+        params, const, total = ctx.saved_tensors
+        return _log_pmf_backward_op(params, const, total, grad_out, ctx.m, ctx.eps), None, None, None
+
+    _log_pmf_op.register_autograd(_log_pmf_grad, setup_context=_log_pmf_setup)
+
+    @torch.library.custom_op("fourier_head::penalty", mutates_args=())
+    def _penalty_op(params: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
+        with _on_device(params):
+            return _penalty(params.contiguous(), gamma)
+
+    @_penalty_op.register_fake
+    def _(params, gamma):
+        return params.new_empty(()), torch.empty_like(params)
+
+    def _penalty_setup(ctx, inputs, output):
+        ctx.save_for_backward(output[1])
+
+    def _penalty_grad(ctx, grad_reg, _):
+        return ctx.saved_tensors[0] * grad_reg, None
+
+    _penalty_op.register_autograd(_penalty_grad, setup_context=_penalty_setup)
+
+
+def _compiled_forward(head, x, small: bool):
+    """`forward` under torch.compile: the custom operators (same kernels, traceable by the compiler)."""
+    fc = head.fc_extract_autocorrelation_params
+    m, gamma, eps = head.dim_output, head.regularizion_gamma, head.const_inverse_softmax
+    if small:
+        flat = x.reshape(-1, x.shape[-1]).to(torch.float32)
+        out, reg, _ = torch.ops.fourier_head.small_head(flat, fc.weight, fc.bias, head.pmf_basis, m, eps, gamma)
+        return out, (reg if gamma != 0 else None)
+    with fh._float32_region(x):
+        params = head._linear(x)
+        const = head.pmf_basis if head.pmf_method == "matmul" else head.fft_twiddle
+        out, _ = torch.ops.fourier_head.log_pmf(params, const, m, eps)
+        if gamma == 0:
+            return out, None
+        if head.regularization == "reference" and params.shape[-1] // 2 <= MAX_PENALTY_COEFFS:
+            return out, torch.ops.fourier_head.penalty(params, gamma)[0]
+        return out, fh._regularizer(params, gamma, head.regularization == "normalized")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -677,31 +812,31 @@ def forward(head: "fh.Fourier_Head", x: torch.Tensor):
     weight, m, gamma = fc.weight, head.dim_output, head.regularizion_gamma
     if not applies(weight, m) or x.device != weight.device or x.numel() == 0:
         return None
-    with _on_device(x):
-        n2 = weight.shape[0]
-        if (head.pmf_method == "matmul" and fc.bias is not None and fh._plain_linear(fc)
-                and _small_tiles(n2, m) is not None
-                and (gamma == 0 or (head.regularization == "reference" and n2 // 2 <= MAX_PENALTY_COEFFS))):
-            flat = x.reshape(-1, x.shape[-1]).to(torch.float32)
-            result = _SmallHead.apply(flat, weight, fc.bias, head.pmf_basis, m, head.const_inverse_softmax, gamma)
-            return (result, None) if gamma == 0 else result
-        with fh._float32_region(x):
-            params = head._linear(x)
-            const = head.pmf_basis if head.pmf_method == "matmul" else head.fft_twiddle
-            out = _LogPMF.apply(params, const, m, head.const_inverse_softmax)
-            reg = _regularizer(params, gamma, head.regularization == "normalized") if gamma != 0 else None
-        return out, reg
+    n2 = weight.shape[0]
+    small = (head.pmf_method == "matmul" and fc.bias is not None and fh._plain_linear(fc)
+             and _small_tiles(n2, m) is not None
+             and (gamma == 0 or (head.regularization == "reference" and n2 // 2 <= MAX_PENALTY_COEFFS)))
+    if torch.compiler.is_compiling():
+        return _compiled_forward(head, x, small) if OPS else None
+    if small:
+        flat = x.reshape(-1, x.shape[-1]).to(torch.float32)
+        result = _SmallHead.apply(flat, weight, fc.bias, head.pmf_basis, m, head.const_inverse_softmax, gamma)
+        return (result, None) if gamma == 0 else result
+    with fh._float32_region(x):
+        params = head._linear(x)
+        const = head.pmf_basis if head.pmf_method == "matmul" else head.fft_twiddle
+        out = _LogPMF.apply(params, const, m, head.const_inverse_softmax)
+        reg = _regularizer(params, gamma, head.regularization == "normalized") if gamma != 0 else None
+    return out, reg
 
 
 def log_pmf_from_params(head: "fh.Fourier_Head", params: torch.Tensor):
     """`Fourier_Head.log_pmf_from_params` on params (B, 2n), or None where the fused path does not apply."""
-    if not applies(params, head.dim_output) or params.shape[0] == 0:
-        return None
     const = head.pmf_basis if head.pmf_method == "matmul" else head.fft_twiddle
-    if const.device != params.device:
+    if (not applies(params, head.dim_output) or params.shape[0] == 0 or const.device != params.device
+            or torch.compiler.is_compiling()):
         return None
-    with _on_device(params):
-        return _LogPMF.apply(params, const.to(torch.float32), head.dim_output, head.const_inverse_softmax)
+    return _LogPMF.apply(params, const.to(torch.float32), head.dim_output, head.const_inverse_softmax)
 
 
 @contextlib.contextmanager

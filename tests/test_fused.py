@@ -38,9 +38,9 @@ KERNELS = {"small_fwd": 1, "small_bwd": 1, "penalty": 1, "log_pmf_fwd": 4, "log_
 def run_case(case, device, use_fused: bool, chunked: bool = False):
     """Output, regulariser and gradients (x, weight, bias) of one case, fused or plain."""
     m, n, rows, d, method, gamma = case
-    saved = fused._LogPMF.KEEP_VALUES, fused._LogPMF.CHUNK_VALUES, fh._FUSED.get("module")
+    saved = fused.KEEP_VALUES, fused.CHUNK_VALUES, fh._FUSED.get("module")
     if chunked:  # recompute E a in the backward, in chunks of 3 rows
-        fused._LogPMF.KEEP_VALUES, fused._LogPMF.CHUNK_VALUES = 0, 6 * m
+        fused.KEEP_VALUES, fused.CHUNK_VALUES = 0, 6 * m
     fh._FUSED["module"] = fused if use_fused else None
     try:
         torch.manual_seed(m + n)
@@ -55,7 +55,7 @@ def run_case(case, device, use_fused: bool, chunked: bool = False):
         fc = head.fc_extract_autocorrelation_params
         return [out.detach(), reg.detach(), x.grad, fc.weight.grad, fc.bias.grad]
     finally:
-        fused._LogPMF.KEEP_VALUES, fused._LogPMF.CHUNK_VALUES, fh._FUSED["module"] = saved
+        fused.KEEP_VALUES, fused.CHUNK_VALUES, fh._FUSED["module"] = saved
 
 
 def mismatches(case, device, chunked=False, tol=1e-5) -> list[str]:
@@ -105,6 +105,61 @@ def test_fused_equals_plain_in_triton_interpreter():
     run_in_interpreter("import sys; sys.path.insert(0, 'tests'); import test_fused as t; "
                        "bad = t.compare('cpu', False) + t.compare('cpu', True); print(*bad, sep='\\n'); "
                        "assert not t.fused._FAILED, t.fused._FAILED; sys.exit(len(bad) > 0)")
+
+
+def compiled_mismatches(device: str) -> list[str]:
+    """torch.compile (aot_eager) of head + loss on the fused path (custom operators) against the plain path,
+    for the one-node, matmul, FFT and spectral-regulariser shapes; also that the operators ran."""
+    calls, originals, saved = [], {n: getattr(fused, n) for n in ("_small_forward", "_log_pmf_forward")}, fh._FUSED.get("module")
+    for name, original in originals.items():
+        setattr(fused, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    try:
+        bad = [line for case in (CASES[1], CASES[3], CASES[4], CASES[5]) for line in compiled_case(case, device)]
+    finally:
+        for name, original in originals.items():
+            setattr(fused, name, original)
+        fh._FUSED["module"] = saved
+    if set(calls) != {"_small_forward", "_log_pmf_forward"}:
+        bad.append(f"the custom operators did not run: {set(calls)}")
+    return bad
+
+
+def compiled_case(case, device: str) -> list[str]:
+    """One case compiled (aot_eager) on the fused path against the plain path: loss and gradient."""
+    bad = []
+    m, n, rows, d, method, gamma = case
+    torch.manual_seed(m + n)
+    head = Fourier_Head(d, m, n, regularization_gamma=gamma, pmf_method=method, init_denominator_weight=1).to(device)
+    x = torch.randn(rows, d, device=device, requires_grad=True)
+
+    def loss(x):
+        out = head(x)
+        return (out * torch.linspace(0, 1, m, device=device)).sum() + head.loss_regularization
+
+    fh._FUSED["module"] = None
+    want = loss(x)
+    want_grad, = torch.autograd.grad(want, x)
+    fh._FUSED["module"] = fused
+    torch._dynamo.reset()
+    got = torch.compile(loss, backend="aot_eager")(x)
+    got_grad, = torch.autograd.grad(got, x)
+    for name, a, b in (("loss", got, want), ("grad x", got_grad, want_grad)):
+        err = ((a - b).norm() / b.norm()).item()
+        if not err <= 1e-5:
+            bad.append(f"compiled {case}: {name} rel err {err:.2e}")
+    return bad
+
+
+@pytest.mark.skipif(not HAS_TRITON or not hasattr(torch.library, "custom_op"), reason="needs Triton, torch >= 2.4")
+def test_compiled_head_uses_the_fused_operators():
+    run_in_interpreter("import sys; sys.path.insert(0, 'tests'); import test_fused as t; "
+                       "bad = t.compiled_mismatches('cpu'); print(*bad, sep='\\n'); "
+                       "assert not t.fused._FAILED, t.fused._FAILED; sys.exit(len(bad) > 0)")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or not HAS_TRITON, reason="needs CUDA and Triton")
+def test_compiled_head_uses_the_fused_operators_on_gpu():
+    assert compiled_mismatches("cuda") == []
 
 
 # ---- fallbacks: a kernel that fails, in the forward or the backward ---------------------------------
