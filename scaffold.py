@@ -1,0 +1,263 @@
+"""What every experiment of this repository shares: config, run identity, provenance, atomic results,
+device choice, README blocks, optional tracking. Installed with the package (`pip install -e .`).
+
+    from scaffold import Field, parse_config, pick_device, prepare_run, provenance, write_json
+
+    @dataclass
+    class Config:
+        lr: float = Field(1e-3, "learning rate", low=0.0, low_open=True)
+        epochs: int = Field(500, "training epochs", low=1)
+        head: str = Field("fourier", "output head", choices=("linear", "fourier"))
+
+    cfg = parse_config(Config, description=__doc__, quick=dict(epochs=2))   # CLI -> validated dataclass
+
+Every bad value stops the program before any work with one line, `error: --epochs must be >= 1 (got 0)`,
+and exit status 2. A run directory stores its config; rerunning it with other settings stops with an
+error naming the differing fields (or runs elsewhere, or `--force` overwrites it): results are never
+silently reused. `write_json` replaces a file atomically, so a `metrics.json` that marks a run finished is
+never half written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parent
+
+
+# ------------------------------------------------------------------------------------------------
+# config: a typed dataclass, one flag per field, validated
+# ------------------------------------------------------------------------------------------------
+
+def Field(default, help: str, *, low=None, high=None, low_open: bool = False, choices=None):  # noqa: N802
+    """A dataclass field with its help text and its valid range (low <= value <= high, or low < value
+    with low_open) or choices. Tuples become multi-value flags; their items are checked one by one."""
+    meta = {"help": help, "low": low, "high": high, "low_open": low_open, "choices": choices}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use a tuple for a multi-value field")
+    return dataclasses.field(default=default, metadata=meta)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit status 2 (argparse prints the usage first)
+        self.exit(2, f"error: {message}\n")
+
+
+def _check(name: str, value, meta: dict) -> Optional[str]:
+    """The error message for a value outside the field's range, or None."""
+    items = value if isinstance(value, tuple) else (value,)
+    for item in items:
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"--{name} must be a finite number (got {item})"
+        if meta.get("choices") is not None and item not in meta["choices"]:
+            return f"--{name} must be one of {', '.join(map(str, meta['choices']))} (got {item!r})"
+        low, high = meta.get("low"), meta.get("high")
+        if low is not None and (item < low or (meta.get("low_open") and item == low)):
+            return f"--{name} must be {'>' if meta.get('low_open') else '>='} {low} (got {item})"
+        if high is not None and item > high:
+            return f"--{name} must be <= {high} (got {item})"
+    return None
+
+
+def parse_config(cls, argv=None, description: Optional[str] = None, quick: Optional[dict] = None,
+                 extra=None):
+    """Command-line flags -> a validated instance of the dataclass `cls`.
+
+    Each field becomes `--field-name` (bools: `--x/--no-x`; tuples: several values), with its help text and
+    default. `--quick` (when `quick` is given) applies that preset below the explicit flags. `extra(parser)`
+    may add flags that are not config (e.g. `--force`); they come back as attributes of the returned
+    namespace `cfg._args`. A value outside a field's range exits with one line, before any work.
+    """
+    parser = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for f in fields.values():
+        flag, meta = "--" + f.name.replace("_", "-"), f.metadata
+        text = f"{meta.get('help', '')} (default: {f.default})"
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif isinstance(f.default, tuple):
+            kind = type(f.default[0]) if f.default else str
+            parser.add_argument(flag, nargs="+", type=kind, default=None, help=text)
+        else:
+            parser.add_argument(flag, type=type(f.default) if f.default is not None else str, default=None,
+                                help=text, choices=meta.get("choices"))
+    if quick is not None:
+        parser.add_argument("--quick", action="store_true", help="a small CPU run written under runs/quick/")
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args(argv)
+    given = {k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items()
+             if k in fields and v is not None}
+    values = {**(quick if quick is not None and args.quick else {}), **given}
+    for name, value in values.items():
+        message = _check(name.replace("_", "-"), value, fields[name].metadata)
+        if message:
+            parser.error(message)
+    cfg = cls(**values)
+    object.__setattr__(cfg, "_args", args)
+    return cfg
+
+
+def config_dict(cfg) -> dict:
+    """The dataclass as a JSON-ready dict (tuples as lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+# ------------------------------------------------------------------------------------------------
+# run identity, atomic files
+# ------------------------------------------------------------------------------------------------
+
+def write_json(path, obj, indent: int = 1) -> None:
+    """Write JSON atomically: a temporary file in the same folder, then one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=indent) + "\n")
+    os.replace(tmp, path)
+
+
+def config_differences(saved: dict, wanted: dict, ignore=()) -> list[str]:
+    """Fields whose values differ, as 'name: saved -> wanted'."""
+    names = sorted((set(saved) | set(wanted)) - set(ignore))
+    return [f"{n}: {saved.get(n, '<absent>')!r} -> {wanted.get(n, '<absent>')!r}" for n in names
+            if saved.get(n) != wanted.get(n)]
+
+
+def prepare_run(run_dir, config: dict, force: bool = False, ignore=(), done_file: str = "metrics.json") -> str:
+    """Claim `run_dir` for a run with `config`: 'new', 'resume' (same config, not finished) or 'done' (same
+    config, finished: skip it). A directory holding another config stops the program with one line naming
+    the differing fields, unless `force`, which empties it. Fields in `ignore` (e.g. a device) may differ."""
+    run_dir = Path(run_dir)
+    saved_file = run_dir / "config.json"
+    if saved_file.exists() and not force:
+        saved = json.loads(saved_file.read_text())
+        diff = config_differences(saved, config, ignore)
+        if diff:
+            raise SystemExit(f"error: {run_dir} holds a run with other settings ({'; '.join(diff)}); "
+                             "use another output directory, or --force to overwrite it")
+        return "done" if (run_dir / done_file).exists() else "resume"
+    if force and run_dir.exists():
+        shutil.rmtree(run_dir)
+    write_json(saved_file, config)
+    return "new"
+
+
+# ------------------------------------------------------------------------------------------------
+# device, provenance, seeds
+# ------------------------------------------------------------------------------------------------
+
+def pick_device(name: str = "auto"):
+    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> torch.device, or one line and exit 2 when it is not there."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SystemExit(f"error: unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit(f"error: --device {name}: this torch build or machine has no CUDA GPU "
+                             "(use --device cpu or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise SystemExit(f"error: --device {name}: only {torch.cuda.device_count()} GPU(s) here")
+    elif device.type != "cpu":
+        raise SystemExit(f"error: --device {name}: only cpu and cuda are supported")
+    return device
+
+
+def git_commit() -> str:
+    """The repository's commit (git first; FOURIER_HEAD_COMMIT where there is no .git, e.g. a GPU machine)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return os.environ.get("FOURIER_HEAD_COMMIT", "unknown")
+
+
+def provenance(device=None, **extra) -> dict:
+    """Where and with what a result was made: commit, versions, machine, GPU, command, date."""
+    import numpy
+    import torch
+
+    device = torch.device(device) if device is not None else None
+    gpu = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" else None
+    return {"commit": git_commit(), "python": sys.version.split()[0], "torch": torch.__version__,
+            "numpy": numpy.__version__, "platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "device": str(device) if device is not None else None, "gpu": gpu,
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **extra}
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy
+    import torch
+
+    random.seed(seed)
+    numpy.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ------------------------------------------------------------------------------------------------
+# generated README blocks
+# ------------------------------------------------------------------------------------------------
+
+def update_block(path, name: str, text: str, check: bool = False) -> bool:
+    """Replace the text between `<!-- name:start -->` and `<!-- name:end -->` in `path`. Returns whether it
+    changed; with `check`, writes nothing (CI: a generated block that differs from its results is stale)."""
+    path = Path(path)
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    content = path.read_text()
+    if start not in content or end not in content:
+        raise SystemExit(f"error: {path} has no '{start}' ... '{end}' block")
+    head, rest = content.split(start, 1)
+    new = f"{head}{start}\n{text.strip()}\n{end}{rest.split(end, 1)[1]}"
+    if new != content and not check:
+        path.write_text(new)
+    return new != content
+
+
+# ------------------------------------------------------------------------------------------------
+# optional tracking
+# ------------------------------------------------------------------------------------------------
+
+class Tracker:
+    """wandb if asked for (`--wandb`), offline unless WANDB_MODE says otherwise; a no-op otherwise.
+    The run's own JSON files stay the source of truth."""
+
+    def __init__(self, enabled: bool, project: str, config: dict, name: Optional[str] = None, directory=None):
+        self.run = None
+        if enabled:
+            try:
+                import wandb
+            except ImportError:
+                raise SystemExit("error: --wandb needs the wandb package (pip install wandb)") from None
+            os.environ.setdefault("WANDB_MODE", "offline")
+            self.run = wandb.init(project=project, config=config, name=name, dir=directory)
+
+    def log(self, metrics: dict, step: Optional[int] = None) -> None:
+        if self.run is not None:
+            self.run.log(metrics, step=step)
+
+    def finish(self) -> None:
+        if self.run is not None:
+            self.run.finish()

@@ -1,0 +1,102 @@
+"""The shared experiment scaffolding (`scaffold.py`): validated configs, run identity, atomic JSON, device
+choice, README blocks."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+import scaffold
+from scaffold import Field, parse_config, prepare_run, update_block, write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Config:
+    lr: float = Field(1e-3, "learning rate", low=0.0, low_open=True)
+    epochs: int = Field(500, "training epochs", low=1)
+    head: str = Field("fourier", "output head", choices=("linear", "fourier"))
+    seeds: tuple = Field((1, 2), "seeds", low=0)
+    amp: bool = Field(True, "bf16 autocast")
+
+
+def test_parse_config_defaults_flags_and_quick():
+    assert parse_config(Config, []) == Config()
+    cfg = parse_config(Config, ["--lr", "0.01", "--seeds", "3", "4", "5", "--no-amp"], quick=dict(epochs=2))
+    assert (cfg.lr, cfg.seeds, cfg.amp, cfg.epochs) == (0.01, (3, 4, 5), False, 500)
+    assert parse_config(Config, ["--quick"], quick=dict(epochs=2)).epochs == 2
+    assert parse_config(Config, ["--quick", "--epochs", "7"], quick=dict(epochs=2)).epochs == 7  # flags win
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--epochs", "0"], "error: --epochs must be >= 1 (got 0)"),
+    (["--lr", "0"], "error: --lr must be > 0.0 (got 0.0)"),
+    (["--lr", "nan"], "error: --lr must be a finite number (got nan)"),
+    (["--head", "gmm"], "error: argument --head: invalid choice"),
+    (["--seeds", "1", "-1"], "error: --seeds must be >= 0 (got -1)"),
+    (["--epochs", "two"], "error: argument --epochs: invalid int value"),
+    (["--nosuch", "1"], "error: unrecognized arguments"),
+])
+def test_bad_values_exit_with_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse_config(Config, argv)
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), lines
+
+
+def test_run_identity(tmp_path):
+    run = tmp_path / "run"
+    assert prepare_run(run, {"lr": 0.1, "epochs": 5}) == "new"
+    assert prepare_run(run, {"lr": 0.1, "epochs": 5}) == "resume"
+    write_json(run / "metrics.json", {"kl": 0.1})
+    assert prepare_run(run, {"lr": 0.1, "epochs": 5}) == "done"
+    with pytest.raises(SystemExit, match=r"other settings \(epochs: 5 -> 40\)"):
+        prepare_run(run, {"lr": 0.1, "epochs": 40})
+    assert prepare_run(run, {"lr": 0.1, "epochs": 5, "device": "cuda"}, ignore=("device",)) == "done"
+    assert prepare_run(run, {"lr": 0.1, "epochs": 40}, force=True) == "new"
+    assert not (run / "metrics.json").exists()
+    assert json.loads((run / "config.json").read_text())["epochs"] == 40
+
+
+def test_write_json_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    write_json(path, {"a": 1})
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(scaffold.os, "replace", broken)
+    with pytest.raises(OSError):
+        write_json(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 1}  # the old file is untouched
+
+
+def test_pick_device():
+    assert scaffold.pick_device("cpu") == torch.device("cpu")
+    assert scaffold.pick_device("auto").type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="no CUDA GPU"):
+            scaffold.pick_device("cuda")
+    with pytest.raises(SystemExit, match="unknown device"):
+        scaffold.pick_device("gpu0")
+
+
+def test_update_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- table:start -->\nold\n<!-- table:end -->\nrest\n")
+    assert update_block(readme, "table", "| a |", check=True)
+    assert "old" in readme.read_text()  # check mode writes nothing
+    assert update_block(readme, "table", "| a |")
+    assert readme.read_text() == "intro\n<!-- table:start -->\n| a |\n<!-- table:end -->\nrest\n"
+    assert not update_block(readme, "table", "| a |", check=True)
+    with pytest.raises(SystemExit, match="no '<!-- other:start -->'"):
+        update_block(readme, "other", "x")
+
+
+def test_provenance_names_the_commit():
+    info = scaffold.provenance("cpu", wall_seconds=1.5)
+    assert info["commit"] != "unknown" and info["torch"] == torch.__version__ and info["wall_seconds"] == 1.5
