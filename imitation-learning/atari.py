@@ -1,7 +1,7 @@
 """Atari environment, action order and score tables shared by the agent, the dataset and the DT.
 
 Preprocessing (DQN / Decision Transformer): 84x84 grayscale, frame skip 4 with a max-pool over the
-last two frames, a stack of 4, up to 30 no-op starts, no sticky actions, episodes capped at 108k
+last two frames, a stack of 4, up to 30 no-op starts, no sticky actions (by default), episodes capped at 108k
 frames, the full 18-action set. `ale_py.vector_env.AtariVectorEnv` does all of it in C++ threads.
 Rewards are left unclipped (the dataset and the evaluation need the real score).
 """
@@ -49,15 +49,19 @@ def normalized_return(game: str, score):
     return 100.0 * (np.asarray(score, dtype=np.float64) - g["random"]) / (g["human"] - g["random"])
 
 
-def make_vector_env(game: str, num_envs: int, num_threads: int = 0):
+def make_vector_env(game: str, num_envs: int, num_threads: int = 0, repeat_action_probability: float = 0.0,
+                    max_episode_steps: int = 27_000):
     """num_envs independent games in C++ threads; obs (num_envs, 4, 84, 84) uint8, unclipped rewards.
 
     SameStep autoreset: the step that ends an episode already returns the next episode's first obs.
+    repeat_action_probability > 0: sticky actions (DQN-replay: 0.25), the emulator repeats the previous
+    action instead of the new one with that probability; the DT's evaluation has none (the default).
+    max_episode_steps: agent steps (4 frames each) after which an episode is truncated (108k frames).
     """
     from ale_py.vector_env import AtariVectorEnv  # imported here so that tests of the rest need no ALE
 
     return AtariVectorEnv(game_info(game)["rom"], num_envs, num_threads=num_threads, full_action_space=True,
-                          repeat_action_probability=0.0, max_num_frames_per_episode=108_000, img_height=84,
-                          img_width=84, grayscale=True, stack_num=4, frameskip=4, maxpool=True, noop_max=30,
-                          episodic_life=False, reward_clipping=False, use_fire_reset=False,
-                          autoreset_mode="SameStep")
+                          repeat_action_probability=repeat_action_probability,
+                          max_num_frames_per_episode=4 * max_episode_steps, img_height=84, img_width=84,
+                          grayscale=True, stack_num=4, frameskip=4, maxpool=True, noop_max=30, episodic_life=False,
+                          reward_clipping=False, use_fire_reset=False, autoreset_mode="SameStep")

@@ -1,13 +1,22 @@
 """Build the offline dataset by replaying the learning agent's policy snapshots (or a random policy).
 
-    python make_dataset.py --game Seaquest                 # 500k train + 50k test transitions (GPU: ~1-2 min)
+    python make_dataset.py --game Seaquest                 # ppo-sampled: 500k train + 50k test (GPU: ~1-2 min)
+    python make_dataset.py --dataset dqn-replay-like       # from the PQN snapshots (pqn.py), logged as DQN-replay
     python make_dataset.py --quick                         # random policy, a few thousand steps (tests)
+    python make_dataset.py --quick --dataset dqn-replay-like --policy snapshots    # after pqn.py --quick
 
-DQN-replay is the experience of a DQN agent while it learned. Here the learning agent is the sequence
-of PPO policies saved by agent.py: snapshot k contributes 1/K of each split, acting with its own
-exploration (sampling from its policy, plus epsilon-uniform actions). Train and test use different env
-seeds and sampling seeds. Everything is seeded: the same snapshots, software and device type give
-the same dataset (the manifest keeps a hash of the actions and rewards to check it).
+DQN-replay is the experience of a DQN agent while it learned. Here the learning agent is a sequence of
+policy snapshots, and each dataset says how they act (DATASETS):
+- `ppo-sampled` (data/<game>, the committed results): the 8 PPO snapshots of agent.py, each sampling
+  from its policy plus epsilon-uniform actions, no sticky actions, all snapshots in both splits;
+- `dqn-replay-like` (data/dqn-replay-like/<game>): PQN snapshots (pqn.py; snapshots/pqn/<game> holds those
+  that publish_snapshots.py chose), each greedy on its Q-values w.p. 1 - epsilon (0.99), else a uniform
+  action, with sticky actions p = 0.25 as DQN-replay's logging; `train_policies` (50) snapshots evenly
+  spread from the first to the last, and `test_policies` (10) of those, evenly spread, for the test split.
+Snapshot k contributes 1/K of each split it plays in. Train and test use different env seeds and sampling
+seeds. Everything is seeded: the same snapshots, software and device type give the same dataset (the
+manifest keeps a hash of the actions and rewards to check it). The actions stored are the agent's
+choices; with sticky actions the emulator sometimes repeated the previous one instead, as in DQN-replay.
 
 Which episodes are kept: for each snapshot, episodes are taken in order of their start until the
 snapshot's share is reached; episodes already running then are played to their end (never cut,
@@ -19,8 +28,10 @@ Output, data/<game>/<split>/ (uint8 frames, one per transition: no stacked dupli
   actions.npy (N,) uint8        ALE action ids (converted to the joystick order when loaded)
   rewards.npy (N,) float32      unclipped
   episode_starts.npy (E+1,)     offsets of the episodes into the transitions
-  episode_policy.npy (E,)       index of the snapshot that played it (-1: random policy)
-plus data/<game>/manifest.json (agent, frames, returns of the data, throughput, hashes).
+  episode_policy.npy (E,)       index into the manifest's `policies` of the snapshot that played it
+                                (-1: random policy)
+plus manifest.json (dataset, agent, logging, frames, returns of the data, throughput, hashes) beside them.
+diagnostics.py then measures the logging policies (entropy, disagreement) and the returns.
 """
 
 import hashlib
@@ -41,26 +52,45 @@ from common import environment, parse_dataclass, pick_device
 
 HERE = Path(__file__).resolve().parent
 SPLIT_SEEDS = {"train": 10_000, "test": 20_000}  # env seed bases: train and test never share a seed
+# Each dataset: its agent, where its snapshots and data live (under imitation-learning/, or runs/quick/ for
+# --quick; {game} filled in), how the snapshots act, and how many of them play.
+DATASETS = {
+    "ppo-sampled": dict(agent="ppo", snapshots="snapshots/{game}", data="data/{game}", sticky=0.0, num_envs=32,
+                        train_policies=0, test_policies=0,
+                        logging="each snapshot samples from its policy; w.p. epsilon a uniform action instead"),
+    "dqn-replay-like": dict(agent="pqn", snapshots="snapshots/pqn/{game}", data="data/dqn-replay-like/{game}",
+                            sticky=0.25, num_envs=4, train_policies=50, test_policies=10,
+                            logging="each snapshot takes its greedy action (argmax Q) w.p. 1 - epsilon, else a "
+                                    "uniform action (possibly the greedy one); sticky actions in the emulator"),
+}
 
 
 @dataclass
 class Config:
     game: str = "Seaquest"
+    dataset: str = "ppo-sampled"    # ppo-sampled | dqn-replay-like (DATASETS)
     policy: str = "snapshots"       # snapshots | random
-    snapshots_dir: str = ""         # default snapshots/<game>
+    snapshots_dir: str = ""         # default: the dataset's
     train_steps: int = 500_000
     test_steps: int = 50_000
-    epsilon: float = 0.01           # uniform-random action probability on top of the policy's sampling
-    num_envs: int = 32
+    epsilon: float = 0.01           # uniform-random action probability on top of the policy's choice
+    sticky: float = -1.0            # sticky-action probability; -1: the dataset's (0 / 0.25)
+    train_policies: int = 0         # snapshots used, evenly spread over the run; 0: the dataset's (all / 50)
+    min_agent_steps: int = 0        # leave out snapshots saved before this many agent steps
+    test_policies: int = 0          # of those, evenly spread, playing the test split; 0: the dataset's (all / 10)
+    num_envs: int = 0               # games per (split, policy) part; 0: the dataset's (32 / 4: whole episodes
+                                    # are kept in order of start, so more games than episodes needed waste steps)
     num_threads: int = 0            # ALE threads per worker; 0: cores / workers
     workers: int = 8                # processes, each playing one (split, policy) part at a time
+    max_episode_steps: int = 27_000  # episodes truncated after this many agent steps (108k frames, as DQN)
     seed: int = 0
-    out_dir: str = ""               # default data/<game>
+    out_dir: str = ""               # default: the dataset's
     device: str = "auto"
     quick: bool = False
 
 
-QUICK = dict(policy="random", train_steps=3000, test_steps=600, num_envs=4, num_threads=2, workers=1)
+QUICK = dict(policy="random", train_steps=3000, test_steps=600, num_envs=4, num_threads=2, workers=1,
+             max_episode_steps=1000)
 
 
 def parse_config(argv=None) -> Config:
@@ -69,9 +99,24 @@ def parse_config(argv=None) -> Config:
         parser.error(f"unknown game {cfg.game!r}; choose from {', '.join(atari.GAMES)}")
     if cfg.policy not in ("snapshots", "random"):
         parser.error("--policy must be snapshots or random")
-    cfg.snapshots_dir = cfg.snapshots_dir or str(HERE / "snapshots" / cfg.game)
-    cfg.out_dir = cfg.out_dir or str(HERE / ("runs/quick/data" if cfg.quick else "data") / cfg.game)
+    if cfg.dataset not in DATASETS:
+        parser.error(f"--dataset must be one of {', '.join(DATASETS)}")
+    d = DATASETS[cfg.dataset]
+    root = HERE / "runs/quick" if cfg.quick else HERE
+    cfg.snapshots_dir = cfg.snapshots_dir or str(root / d["snapshots"].format(game=cfg.game))
+    cfg.out_dir = cfg.out_dir or str(root / d["data"].format(game=cfg.game))
+    cfg.sticky = d["sticky"] if cfg.sticky < 0 else cfg.sticky
+    for name in ("num_envs", "train_policies", "test_policies"):
+        if getattr(cfg, name) <= 0:
+            setattr(cfg, name, d[name])
     return cfg
+
+
+def spread(n_items: int, n: int) -> list[int]:
+    """n indices evenly spread over range(n_items), first and last included (all when n is 0 or >= n_items)."""
+    if n <= 0 or n >= n_items:
+        return list(range(n_items))
+    return sorted(set(np.round(np.linspace(0, n_items - 1, n)).astype(int).tolist()))
 
 
 def collect(envs, num_envs, target, act, env_seed):
@@ -115,6 +160,15 @@ def collect(envs, num_envs, target, act, env_seed):
 def make_policy(cfg, snapshot_path, device, rng):
     if snapshot_path is None:
         return lambda obs: rng.integers(0, atari.NUM_ACTIONS, len(obs)), {}
+    if DATASETS[cfg.dataset]["agent"] == "pqn":
+        from pqn import epsilon_greedy, load_snapshot
+        model, meta = load_snapshot(snapshot_path, device)
+
+        def act_greedy(obs):
+            with torch.no_grad():
+                q = model(torch.as_tensor(obs, device=device))
+            return epsilon_greedy(q.argmax(-1).cpu().numpy(), cfg.epsilon, rng)
+        return act_greedy, meta
     from agent import load_snapshot
     model, meta = load_snapshot(snapshot_path, device)
 
@@ -176,7 +230,8 @@ def play_part(cfg, split: str, k: int, snap, share: int, num_threads: int, tmp: 
     device = pick_device(cfg.device)
     rng = np.random.default_rng([cfg.seed, SPLIT_SEEDS[split], k])
     act, meta = make_policy(cfg, snap, device, rng)
-    envs = atari.make_vector_env(cfg.game, cfg.num_envs, num_threads)
+    envs = atari.make_vector_env(cfg.game, cfg.num_envs, num_threads, repeat_action_probability=cfg.sticky,
+                                 max_episode_steps=cfg.max_episode_steps)
     t0 = time.time()
     eps = collect(envs, cfg.num_envs, share, act, SPLIT_SEEDS[split] + 100 * k + cfg.seed)
     envs.close()
@@ -184,28 +239,60 @@ def play_part(cfg, split: str, k: int, snap, share: int, num_threads: int, tmp: 
     np.save(frames_file, np.concatenate([f for f, _, _ in eps]))
     rets = [float(r.sum()) for _, _, r in eps]
     info = {"policy": k, "file": snap.name if snap else "random", "transitions": int(sum(len(a) for _, a, _ in eps)),
-            **{key: meta[key] for key in ("agent_steps", "frames", "mean_return_last50") if key in meta},
+            **{key: meta[key] for key in ("agent_steps", "frames", "mean_return_last50", "train_return_last50",
+                                          "eval_return_last16") if key in meta},
             "seconds": round(time.time() - t0, 1), "returns": describe_returns(rets)}
     return {"info": info, "frames": str(frames_file), "policy_id": k if snap is not None else -1,
             "episodes": [{"actions": a, "rewards": r} for _, a, r in eps]}
 
 
+def pqn_agent_summary(curve_json: Path) -> dict | None:
+    """The PQN run behind the snapshots, from its curve.json (sessions summed)."""
+    if not curve_json.exists():
+        return None
+    c = json.loads(curve_json.read_text())
+    sessions = c["sessions"]
+    steps = sum(s["end_agent_steps"] - s["start_agent_steps"] for s in sessions)
+    wall = sum(s["wall_seconds"] for s in sessions)
+    return {"algorithm": "PQN (Q(lambda), no replay buffer, LayerNorm Nature-CNN Q-network, epsilon-greedy)",
+            "config": c["config"], "agent_steps": c["rows"][-1]["agent_steps"] if c["rows"] else 0,
+            "wall_seconds": round(wall, 1), "agent_steps_per_second": round(steps / max(wall, 1e-9), 1),
+            "sessions": [{k: v for k, v in s.items() if k != "env"} for s in sessions],
+            "env": sessions[-1]["env"] if sessions else None}
+
+
 def main(argv=None):
     cfg = parse_config(argv)
     device = pick_device(cfg.device)
+    agent = DATASETS[cfg.dataset]["agent"]
     if cfg.policy == "snapshots":
-        snaps = sorted(Path(cfg.snapshots_dir).glob("policy_*.pt"))
-        if not snaps:
-            raise SystemExit(f"no policy_*.pt in {cfg.snapshots_dir}: run agent.py first or use --policy random")
+        found = sorted(Path(cfg.snapshots_dir).glob("policy_*.pt"))
+        if not found:
+            raise SystemExit(f"no policy_*.pt in {cfg.snapshots_dir}: run {'pqn' if agent == 'pqn' else 'agent'}.py "
+                             f"first or use --policy random")
+        metas = [torch.load(f, map_location="cpu", weights_only=True) for f in found]
+        kind = metas[0].get("algorithm", "ppo")
+        if kind != agent:
+            raise SystemExit(f"{cfg.snapshots_dir} holds {kind} snapshots; dataset {cfg.dataset} needs {agent} ones")
+        found = [f for f, m in zip(found, metas) if m.get("agent_steps", 0) >= cfg.min_agent_steps]
+        if not found:
+            raise SystemExit(f"no snapshot in {cfg.snapshots_dir} has >= {cfg.min_agent_steps} agent steps")
+        snaps = [found[i] for i in spread(len(found), cfg.train_policies)]
     else:
         snaps = [None]
+    ids = {"train": list(range(len(snaps))), "test": spread(len(snaps), cfg.test_policies)}
     out = Path(cfg.out_dir)
     tmp = out / "parts"
     tmp.mkdir(parents=True, exist_ok=True)
-    manifest = {"config": asdict(cfg), "env": environment(device), "splits": {}, "policies": []}
+    logging = DATASETS[cfg.dataset]["logging"] if cfg.policy == "snapshots" else "uniform random"
+    manifest = {"dataset": cfg.dataset, "config": asdict(cfg), "env": environment(device), "splits": {},
+                "policies": [],
+                "logging": {"policy": logging, "epsilon": cfg.epsilon, "sticky_action_probability": cfg.sticky,
+                            "policies_train": ids["train"], "policies_test": ids["test"]}}
     t_all = time.time()
-    tasks = [(split, k, snap, -(-target // len(snaps)))
-             for split, target in (("train", cfg.train_steps), ("test", cfg.test_steps)) for k, snap in enumerate(snaps)]
+    # (split, policy k, its snapshot, its share): k indexes `snaps`, the manifest's `policies`
+    tasks = [(split, k, snaps[k], -(-target // len(ids[split])))
+             for split, target in (("train", cfg.train_steps), ("test", cfg.test_steps)) for k in ids[split]]
     workers = max(1, min(cfg.workers, len(tasks)))
     threads = cfg.num_threads or max(1, (os.cpu_count() or 1) // workers)
     if workers == 1:
@@ -236,7 +323,9 @@ def main(argv=None):
                               "kept_transitions_per_second": round(kept / seconds, 1),
                               "note": "kept transitions only; steps of episodes begun after a policy's share was "
                                       "reached are played and dropped, so the emulator runs more steps than this"}
-    if cfg.policy == "snapshots":
+    if cfg.policy == "snapshots" and agent == "pqn":
+        manifest["agent"] = pqn_agent_summary(Path(cfg.snapshots_dir) / "curve.json")
+    elif cfg.policy == "snapshots":
         agent_json = Path(cfg.snapshots_dir) / "agent.json"
         if agent_json.exists():
             a = json.loads(agent_json.read_text())

@@ -7,7 +7,7 @@ if ! python3 -c "import ale_py" 2>/dev/null; then
     "$ROOT"/imitation-learning/.whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
 fi
-export PYTHONPATH=$ROOT:$PYTHONPATH
+export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
 OUT=${OUT:-$ROOT/imitation-learning/runs/out}
 mkdir -p "$OUT"
 cd "$ROOT/imitation-learning"
