@@ -2,11 +2,14 @@
 
     python aggregate.py [--runs runs/paper] [--results results] [--update-readme]
 
-results/summary.json    one row per (dataset, head config): n_seeds, mean/std/values over seeds of
+results/summary.json    one row per (dataset, head config): n_seeds, mean/std/median/values over seeds of
                         kl, mse, mse_argmax, accuracy, smoothness (+ kl_grid, perplexity for MLE heads),
                         smoothness over all test PMFs (the paper's convention), and provenance.
-results/examples.json   the PMFs behind the learned-vs-true figure and the training animation.
+results/examples.json   the PMFs behind the learned-vs-true figures and the training animation.
 results/table.md        the README table (ours beside the paper's), also written into README.md.
+
+With --update-readme it also rewrites the README's GMM-head stability table from
+results/gmm_head_stability.json (written by gmm_stability.py) when that file exists.
 """
 
 import argparse
@@ -25,6 +28,10 @@ HERE = Path(__file__).resolve().parent
 METRICS = ("kl", "mse", "mse_argmax", "accuracy", "smoothness", "kl_grid", "perplexity")
 FIGURE_CONFIGS = {"linear": "linear", "gmm": "gmm-k{k}", "fourier": "fourier-f12-g0"}
 FIGURE_POINTS = {"gaussian": 488, "gmm2": 331, "beta": 180, "gmm": 331}  # test indices (the authors' choice)
+# The authors' camera-ready figure (visualize_pmfs.py): Fourier N and the seed per dataset, gamma = 0; the
+# linear and GMM panels use the same seed.
+PAPER_GRID = {"gaussian": {"num_frequencies": 18, "seed": 1}, "gmm2": {"num_frequencies": 10, "seed": 1},
+              "beta": {"num_frequencies": 16, "seed": 42}}
 ANIMATION = {"dataset": "gmm2", "configs": ("linear", "gmm-k2", "fourier-f12-g0")}
 
 
@@ -33,7 +40,15 @@ def mean_std(values):
     if not values:
         return None
     std = statistics.stdev(values) if len(values) > 1 else None
-    return {"mean": statistics.fmean(values), "std": std, "values": values}
+    return {"mean": statistics.fmean(values), "std": std, "median": statistics.median(values), "values": values}
+
+
+def pooled_smoothness(pmf_arrays):
+    """Smoothness over all test PMFs of all seeds (the authors' convention): mean, std (ddof=1, as
+    pandas in their smoothness_metric.py) and how many PMFs. pmf_arrays: list of (n_i, m) arrays."""
+    pmfs = np.concatenate([np.asarray(a, dtype=np.float64) for a in pmf_arrays])
+    s = smoothness(torch.from_numpy(pmfs)).numpy()
+    return {"mean": float(s.mean()), "std": float(s.std(ddof=1)) if len(s) > 1 else None, "n_pmfs": int(len(s))}
 
 
 def load_runs(runs: Path):
@@ -70,38 +85,50 @@ def summarize(groups):
         row = {"dataset": dataset, "config": name, "head": config["head"],
                "num_frequencies": config["num_frequencies"], "gamma": config["gamma"],
                "num_gaussians": config["num_gaussians"], "epochs": config["epochs"],
+               "mixture_truth": config.get("mixture_truth", "joint"),
                "n_seeds": len(runs), "seeds": [r[0]["seed"] for r in runs]}
         for metric in METRICS:
             stats = mean_std([r[1].get(metric) for r in runs])
             if stats is not None:
                 row[metric] = stats
         if "smoothness" in row:  # the paper reports mean ± std over all test PMFs of all seeds
-            pmfs = np.concatenate([np.load(r[2] / "pmfs.npy").astype(np.float64) for r in runs])
-            s = smoothness(torch.from_numpy(pmfs)).numpy()
-            row["smoothness_all_pmfs"] = {"mean": float(s.mean()), "std": float(s.std()), "n_pmfs": int(len(s))}
+            row["smoothness_all_pmfs"] = pooled_smoothness([np.load(r[2] / "pmfs.npy") for r in runs])
         rows.append(row)
     return rows
 
 
+def pmf_entry(groups, runs: Path, dataset: str, index: int, configs: dict, seed=None):
+    """One row of a learned-vs-true figure: test point `index` of `dataset`, one panel per head.
+    configs: head -> config name; seed: that seed's runs (None: the first seed of each config)."""
+    entry = {"dataset": dataset, "test_index": index, "heads": {}}
+    for head, name in configs.items():
+        found = [r for r in groups.get((dataset, name), []) if seed is None or r[0]["seed"] == seed]
+        if not found:
+            continue
+        config, _, run = found[0]
+        pmfs = np.load(run / "pmfs.npy").astype(np.float64)
+        i = index % len(pmfs)
+        entry["heads"][head] = {"config": name, "seed": config["seed"], "pmf": pmfs[i].tolist(),
+                                "smoothness": float(smoothness(torch.from_numpy(pmfs[i])))}
+        true = np.load(runs / dataset / f"true_pmfs_seed{config['seed']}.npy")
+        entry["true_pmf"] = true[i].tolist()
+    return entry if entry["heads"] else None
+
+
 def examples(groups, runs: Path):
-    """Test PMFs for the 3x3 figure, training snapshots for the animation, MLE densities."""
-    out = {"pmf_grid": [], "animation": None, "mle": []}
+    """Test PMFs for the 3x3 figures, training snapshots for the animation, MLE densities."""
+    out = {"pmf_grid": [], "pmf_grid_paper": [], "animation": None, "mle": []}
     for dataset, index in FIGURE_POINTS.items():
         k = 1 if dataset == "gaussian" else 2
-        entry = {"dataset": dataset, "test_index": index, "heads": {}}
-        for head, pattern in FIGURE_CONFIGS.items():
-            found = groups.get((dataset, pattern.format(k=k)))
-            if not found:
-                continue
-            config, _, run = found[0]  # the first seed
-            pmfs = np.load(run / "pmfs.npy").astype(np.float64)
-            i = index % len(pmfs)
-            entry["heads"][head] = {"config": pattern.format(k=k), "seed": config["seed"], "pmf": pmfs[i].tolist(),
-                                    "smoothness": float(smoothness(torch.from_numpy(pmfs[i])))}
-            true = np.load(runs / dataset / f"true_pmfs_seed{config['seed']}.npy")
-            entry["true_pmf"] = true[i].tolist()
-        if entry["heads"]:
+        entry = pmf_entry(groups, runs, dataset, index, {h: p.format(k=k) for h, p in FIGURE_CONFIGS.items()})
+        if entry:
             out["pmf_grid"].append(entry)
+    for dataset, choice in PAPER_GRID.items():
+        k = 1 if dataset == "gaussian" else 2
+        configs = {"linear": "linear", "gmm": f"gmm-k{k}", "fourier": f"fourier-f{choice['num_frequencies']}-g0"}
+        entry = pmf_entry(groups, runs, dataset, FIGURE_POINTS[dataset], configs, seed=choice["seed"])
+        if entry:
+            out["pmf_grid_paper"].append(entry)
     ds = ANIMATION["dataset"]
     anim = {"dataset": ds, "test_index": FIGURE_POINTS[ds], "heads": {}}
     for name in ANIMATION["configs"]:
@@ -158,9 +185,44 @@ def table(rows, paper):
                     key=lambda r: (order.index(r["dataset"]) if r["dataset"] in order else 9, keep.index(r["config"]))):
         p = paper_by.get((r["dataset"], r["config"]), {})
         smooth = r.get("smoothness_all_pmfs")
-        lines.append(f"| {r['dataset']} | {label(r)} | {r['n_seeds']} | {fmt(r.get('kl'))} | {fmt(p.get('kl'))} | "
+        kl = fmt(r.get("kl")) + (fmt_median(r.get("kl")) if r["head"] in ("gmm", "gmm-mle") else "")
+        lines.append(f"| {r['dataset']} | {label(r)} | {r['n_seeds']} | {kl} | {fmt(p.get('kl'))} | "
                      f"{fmt(smooth, 4) if smooth else '–'} | {fmt(p.get('smoothness'), 4)} | "
                      f"{fmt(r.get('mse_argmax'))} | {fmt(p.get('mse_argmax'))} | {fmt(r.get('mse'))} |")
+    lines += ["", "KL of the GMM and GMM-MLE heads: mean ± std over the seeds, then the median in brackets (one "
+              "seed stuck in a poor optimum moves the mean and std, not the median); how often that happens is "
+              "in the GMM-head stability table below."]
+    return "\n".join(lines) + "\n"
+
+
+def fmt_median(stats, digits=3):
+    """' (median x)' from a summary entry (its 'median', else the median of its 'values')."""
+    if not stats or not stats.get("values"):
+        return ""
+    return f" (median {stats.get('median', statistics.median(stats['values'])):.{digits}f})"
+
+
+def stability_table(stability):
+    """The README's GMM-head stability table from results/gmm_head_stability.json."""
+    order = ["gaussian", "gmm2", "beta", "gmm"]
+    prov = stability["provenance"]
+    lines = ["| dataset | head | seeds | stuck | KL median | KL mean ± std | KL mean ± std, not stuck | "
+             "dead component |", "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(stability["rows"], key=lambda r: (order.index(r["dataset"]) if r["dataset"] in order else 9,
+                                                      r["head"])):
+        label = f"{'GMM' if r['head'] == 'gmm' else 'GMM-MLE'} (K={r['num_gaussians']})"
+        clean = fmt([r["kl_mean_not_stuck"], r["kl_std_not_stuck"]]) if r["kl_mean_not_stuck"] is not None else "–"
+        dead = f"{r['n_dead_component']}/{r['n_seeds']}" if "n_dead_component" in r else "–"
+        lines.append(f"| {r['dataset']} | {label} | {r['n_seeds']} | {r['n_stuck']}/{r['n_seeds']} "
+                     f"({100 * r['stuck_rate']:.0f}%) | {r['kl_median']:.3f} | {fmt([r['kl_mean'], r['kl_std']])} | "
+                     f"{clean} | {dead} |")
+    seeds = stability["rows"][0]["seeds"] if stability["rows"] else []
+    span = f"{seeds[0]}–{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ", ".join(map(str, seeds))
+    where = prov.get("gpu") if prov.get("gpu") not in (None, "None") else prov.get("device")
+    lines += ["", f"Seeds {span}, {stability['rows'][0]['epochs'] if stability['rows'] else '?'} epochs, "
+              f"on {where} (torch {prov.get('torch')}, commit {prov.get('commit')}, "
+              f"{prov.get('wall_seconds')} s). {stability['stuck_definition']} "
+              f"{stability.get('dead_component_definition', '')}".rstrip()]
     return "\n".join(lines) + "\n"
 
 
@@ -212,6 +274,10 @@ def main(argv=None):
     (args.results / "table.md").write_text(text)
     if args.update_readme:
         update_readme(HERE / "README.md", text)
+        stability = args.results / "gmm_head_stability.json"
+        if stability.exists():
+            update_readme(HERE / "README.md", stability_table(json.loads(stability.read_text())),
+                          "<!-- gmm-stability:start -->", "<!-- gmm-stability:end -->")
         root = HERE.parent / "README.md"
         if root.exists() and "<!-- toy-summary:start -->" in root.read_text():  # absent in a fork
             paper = json.loads((HERE / "paper_numbers.json").read_text())

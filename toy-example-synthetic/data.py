@@ -47,6 +47,19 @@ def generate(name: str, n_samples: int, var: float, seed: int) -> np.ndarray:
     return np.stack([x, y, z], axis=1)
 
 
+MIXTURE_TRUTHS = ("joint", "per-component")
+
+
+def mixture_means(name: str, features: np.ndarray):
+    """The two component means of the mixture datasets (gmm, gmm2): two (n, 1) arrays."""
+    x, y = features[:, :1], features[:, 1:2]
+    if name == "gmm":
+        return np.minimum(x, y) - 0.1, np.maximum(x, y) + 0.1
+    if name == "gmm2":
+        return x, y
+    raise ValueError(f"{name!r} is not a mixture dataset")
+
+
 def true_density(name: str, features: np.ndarray, points: np.ndarray, var: float) -> np.ndarray:
     """Conditional density of z given continuous (x, y) at `points`: (n, 2), (K,) -> (n, K).
 
@@ -57,11 +70,9 @@ def true_density(name: str, features: np.ndarray, points: np.ndarray, var: float
     sd = np.sqrt(var)
     if name == "gaussian":
         return stats.norm.pdf(points[None], y, sd)
-    if name == "gmm":
-        lo, hi = np.minimum(x, y) - 0.1, np.maximum(x, y) + 0.1
-        return 0.5 * stats.norm.pdf(points[None], lo, sd) + 0.5 * stats.norm.pdf(points[None], hi, sd)
-    if name == "gmm2":
-        return 0.5 * stats.norm.pdf(points[None], x, sd) + 0.5 * stats.norm.pdf(points[None], y, sd)
+    if name in ("gmm", "gmm2"):
+        a, b = mixture_means(name, features)
+        return 0.5 * stats.norm.pdf(points[None], a, sd) + 0.5 * stats.norm.pdf(points[None], b, sd)
     if name == "beta":
         positive = points[points >= 0]
         half = stats.beta.pdf(positive[None], np.abs(100 * x), np.abs(100 * y)) / 2
@@ -69,9 +80,21 @@ def true_density(name: str, features: np.ndarray, points: np.ndarray, var: float
     raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
 
 
-def true_pmfs(name: str, features: np.ndarray, num_bins: int, var: float) -> np.ndarray:
-    """The reference's ground truth: the density at the bin centres, renormalised. (n, num_bins)."""
-    dens = true_density(name, features, bin_centers(num_bins), var)
+def true_pmfs(name: str, features: np.ndarray, num_bins: int, var: float, mixture: str = "joint") -> np.ndarray:
+    """The ground truth: the density at the bin centres, renormalised. (n, num_bins).
+
+    mixture (gmm, gmm2 only): "joint" renormalises the mixture as a whole (our default);
+    "per-component" renormalises each Gaussian over the bins, then averages the two, as the
+    authors' `gmm1_pdf` / `gmm2_pdf` do. They differ where a component reaches past [-1, 1]:
+    per-component gives the truncated component its full weight 1/2 on the bins it still covers.
+    """
+    if mixture not in MIXTURE_TRUTHS:
+        raise ValueError(f"unknown mixture truth {mixture!r}; choose from {', '.join(MIXTURE_TRUTHS)}")
+    centers = bin_centers(num_bins)
+    if mixture == "per-component" and name in ("gmm", "gmm2"):
+        parts = [stats.norm.pdf(centers[None], mean, np.sqrt(var)) for mean in mixture_means(name, features)]
+        return sum(p / p.sum(axis=1, keepdims=True) for p in parts) / 2
+    dens = true_density(name, features, centers, var)
     return dens / dens.sum(axis=1, keepdims=True)
 
 
@@ -112,7 +135,7 @@ class ToyData:
 
 
 def make_data(name: str, seed: int, n_samples: int = 5000, var: float = 0.01, num_bins: int = 50,
-              split_seed: int = 42) -> ToyData:
+              split_seed: int = 42, mixture: str = "joint") -> ToyData:
     triples = generate(name, n_samples, var, seed)
     train, test = split_indices(n_samples, 0.2, split_seed)
     features, z = triples[:, :2], triples[:, 2]
@@ -123,5 +146,5 @@ def make_data(name: str, seed: int, n_samples: int = 5000, var: float = 0.01, nu
         x_train=features[train].astype(np.float32), x_test=features[test].astype(np.float32),
         z_train=z[train].astype(np.float32), z_test=z[test].astype(np.float32),
         y_train=quantize(z[train], num_bins), y_test=quantize(z[test], num_bins),
-        true_test_pmfs=true_pmfs(name, features[test], num_bins, var),
+        true_test_pmfs=true_pmfs(name, features[test], num_bins, var, mixture),
     )

@@ -2,8 +2,11 @@
 
     python plot.py [--results results] [--figures figures]
 
-figures/varying_frequencies.png  KL and smoothness vs N per dataset (paper v1 Fig. 8 / camera-ready)
-figures/pmf_grid.png             learned vs true PMF, rows datasets, columns linear / GMM / Fourier (Fig. 3)
+figures/varying_frequencies.png  KL and smoothness vs N per dataset (paper v1 Fig. 8 / camera-ready); bands
+                                 +-0.67 std: over seeds for KL, over all test PMFs for smoothness (the authors')
+figures/pmf_grid.png             learned vs true PMF, rows datasets, columns linear / GMM / Fourier N=12, seed 1
+figures/pmf_grid_paper.png       the same with the camera-ready's choices: Fourier N = 18 / 10 / 16, seeds 1 / 1 / 42
+                                 (gaussian / gmm2 / beta; drawn when results/examples.json has them)
 figures/mle_vs_frequencies.png   Fourier-MLE KL (1000-bin grid) and perplexity vs N, GMM-MLE as a line
 figures/mle_densities.png        learned continuous densities vs the true one
 figures/training.gif             the PMF of one test point being learned, linear vs GMM vs Fourier
@@ -47,7 +50,9 @@ def save(fig, path: Path):
 
 
 def stat(row, metric):
-    s = row.get(metric)
+    """(mean, std) of a summary row's metric. Smoothness: over all test PMFs of all seeds when the row
+    has them (the authors' bands), else over the seed means."""
+    s = row.get("smoothness_all_pmfs") if metric == "smoothness" and row.get("smoothness_all_pmfs") else row.get(metric)
     if not s:
         return np.nan, 0.0
     return s["mean"], s["std"] or 0.0
@@ -90,7 +95,8 @@ def varying_frequencies(plt, rows, out: Path, heads=("fourier", "linear", "gmm")
             if len(heads) > 2:
                 baseline(ax, next((r for r in mine if r["head"] == heads[2]), None), metric, COLORS["gmm"], "GMM head")
             n_seeds = max((r["n_seeds"] for r in mine), default=0)
-            ax.set_title(f"{DATASET_TITLES.get(d, d)}: {label} (n={n_seeds} seeds)")
+            pooled = metric == "smoothness" and any(r.get("smoothness_all_pmfs") for r in mine)
+            ax.set_title(f"{DATASET_TITLES.get(d, d)}: {label} (n={n_seeds} seeds{', all PMFs' if pooled else ''})")
             ax.set_xlabel("Fourier frequencies N")
             ax.set_ylabel(label)
             if i == 0 and j == 0:
@@ -99,11 +105,11 @@ def varying_frequencies(plt, rows, out: Path, heads=("fourier", "linear", "gmm")
     save(fig, out / name)
 
 
-def pmf_grid(plt, examples, out: Path):
-    entries = [e for e in examples["pmf_grid"] if e["dataset"] in ("gaussian", "gmm2", "beta")]
+def pmf_grid(plt, examples, out: Path, key="pmf_grid", name="pmf_grid.png"):
+    entries = [e for e in examples.get(key, []) if e["dataset"] in ("gaussian", "gmm2", "beta")]
     if not entries:
         return
-    heads = [("linear", "Linear head"), ("gmm", "GMM head"), ("fourier", "Fourier head (N=12)")]
+    heads = [("linear", "Linear head"), ("gmm", "GMM head"), ("fourier", "Fourier head")]
     fig, axes = plt.subplots(len(entries), 3, figsize=(12, 2.8 * len(entries)), squeeze=False, sharey="row")
     for i, e in enumerate(entries):
         true = np.array(e["true_pmf"])
@@ -114,15 +120,18 @@ def pmf_grid(plt, examples, out: Path):
             if h:
                 ax.bar(centers, h["pmf"], width=2 / len(true), color=COLORS[head], alpha=0.75,
                        label=f"predicted (smoothness {h['smoothness']:.4f})")
+                if head == "fourier":
+                    title += f" (N={h['config'].split('-f')[1].split('-')[0]})"
+                title += f", seed {h['seed']}"
             ax.plot(centers, true, color=COLORS["true"], lw=2, label="true")
-            ax.set_title(f"{DATASET_TITLES[e['dataset']]} — {title}")
+            ax.set_title(f"{DATASET_TITLES[e['dataset']]} — {title}", fontsize=10)
             ax.legend(fontsize=8, loc="upper left")
             if j == 0:
                 ax.set_ylabel("Probability mass")
             if i == len(entries) - 1:
                 ax.set_xlabel("z")
     fig.tight_layout()
-    save(fig, out / "pmf_grid.png")
+    save(fig, out / name)
 
 
 def mle_densities(plt, examples, out: Path):
@@ -204,6 +213,7 @@ def main(argv=None):
                         metrics=(("kl_grid", "KL (1000 bins)"), ("perplexity", "Perplexity")),
                         name="mle_vs_frequencies.png")
     pmf_grid(plt, examples, args.figures)
+    pmf_grid(plt, examples, args.figures, key="pmf_grid_paper", name="pmf_grid_paper.png")
     mle_densities(plt, examples, args.figures)
     training_gif(plt, examples, args.figures)
 
