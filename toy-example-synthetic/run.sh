@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The toy example, end to end: train -> aggregate -> GMM-head stability -> plot.
 #   bash run.sh            the paper's full sweep (704 models, 500 epochs) and the GMM-head stability study
-#                          (192 models). Measured: sweep 126 s on one H100 at 88af116 (368 classification
-#                          models 60 s, 336 MLE models 66 s); the 368 classification models 56.5 s on one
-#                          H200 at d4e11ae. On a CPU: hours.
+#                          (192 models). Measured: sweep 113 s on one H200 at b68f23f (368 classification
+#                          models 56 s, 336 MLE models 57 s); at 88af116 on an H100: 126 s. Stability:
+#                          not yet measured on a GPU. On a CPU: hours.
 #   bash run.sh --quick    a reduced sweep on a CPU (about a minute): writes only under runs/quick/
 # Extra flags go to train.py (e.g. --device cpu, --seeds 1 2); DEVICE sets gmm_stability.py's device
 # (default auto). Finished runs are skipped, so an interrupted sweep resumes where it stopped.
