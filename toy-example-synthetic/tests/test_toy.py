@@ -117,6 +117,23 @@ def train_alone(spec, cfg, draw, mle):
         return torch.softmax(model(x_test), -1)
 
 
+def test_single_model_trainer_equals_the_stacked_sweep(tmp_path):
+    """train_single.py, the plain loop the README's fork section points to, is the sweep's model."""
+    import train_single
+    cfg = train.Config(epochs=2, n_samples=250, eval_every=2, device="cpu", dtype="float64")
+    specs = [ModelSpec("gmm2", 1, "fourier", 12, 1e-3), ModelSpec("gmm2", 1, "gmm", num_gaussians=2),
+             ModelSpec("gmm2", 1, "linear")]
+    ens, batch, *_, pmfs = train.train_family(cfg, specs, torch.device("cpu"), False)
+    draw = batch["draws"][0]
+    for spec in specs:
+        single = train_single.Config(dataset="gmm2", head=spec.head, num_frequencies=12, gamma=1e-3, seed=1,
+                                     epochs=2, n_samples=250, dtype="float64")
+        torch.testing.assert_close(train_single.train(single, draw, torch.device("cpu")), pmfs[ens.specs.index(spec)],
+                                   atol=1e-9, rtol=1e-7, msg=str(spec))
+    out = subprocess.run([sys.executable, "train_single.py", "--epochs", "0"], cwd=HERE, capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.strip() == "error: --epochs must be >= 1 (got 0)"
+
+
 @pytest.mark.parametrize("mle", [False, True])
 def test_batched_training_equals_training_alone(mle):
     # float64: in float32, Adam turns the rounding noise of near-zero gradients into +-lr steps, and
