@@ -20,7 +20,7 @@ if [ ! -f "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
   fi
   "$VENV/bin/python" -m pip install -q -e "$ROOT[$EXTRAS]"
-  if [[ ",$EXTRAS," == *",audio,"* ]]; then
+  if [[ ",$EXTRAS," == *",audio,"* || ",$EXTRAS," == *",dev,"* ]]; then
     # the SoundFont renderer; its declared pyaudio dependency is unused and needs PortAudio headers
     "$VENV/bin/python" -m pip install -q --no-deps tinysoundfont
   fi

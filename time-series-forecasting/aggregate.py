@@ -20,7 +20,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 PMF_DATASET = "aus_retail"  # the forecast whose PMFs results/pmf_examples.npz keeps (first series, all steps)
-KEEP = ("config.json", "env.json", "train.json", "metrics.json", "log.jsonl")  # copied to results/run_files/<run>/
+KEEP = ("config.json", "env.json", "train.json", "metrics.json", "log.jsonl", "curve.jsonl")  # copied to results/run_files/<run>/
 PAPER = {  # v1 Table 3 (MASE, WQL, smoothness mean, smoothness std)
     "Linear": (0.883, 0.750, 0.1689, 0.1087),
     "Fourier-64": (0.875, 0.798, 0.0032, 0.0012),
@@ -41,6 +41,8 @@ def label(row) -> str:
             name += " (gamma = 0)"
     if row["binning"] == "uniform":
         name += " (uniform binning)"
+    elif row["binning"] == "equal_width":
+        name += " (equal-width binning)"
     return name
 
 
@@ -70,6 +72,13 @@ def collect(runs: Path):
                             commit=env["commit"], world_size=env.get("world_size", 1),
                             train_wall_seconds=train.get("wall_seconds"), eval_seconds=met["eval_seconds"],
                             wall_seconds=(train.get("wall_seconds") or 0) + met["eval_seconds"]))
+        # learning curve: the intermediate evaluations of train.py (curve.jsonl) and the final one
+        curve = [json.loads(line) for line in open(run / "curve.jsonl")] if (run / "curve.jsonl").exists() else []
+        row["curve"] = {str(c["step"]): dict(mase=c["mase"], wql=c["wql"]) for c in curve}
+        row["curve"][str(met["step"])] = dict(mase=met["mase"], wql=met["wql"])
+        log = [json.loads(line) for line in open(run / "log.jsonl")] if (run / "log.jsonl").exists() else []
+        row["heldout_ce"] = {str(r["step"]): r["heldout_ce"] for r in log if "heldout_ce" in r}
+        row["data"] = {k: cfg.get(k) for k in ("p_kernel_synth", "kernel_synth_series", "tsmixup_series", "data_seed")}
         row["label"] = label(row)
         rows.append(row)
     order = {"Linear": 0}

@@ -8,14 +8,16 @@ is a gather of bank matrices, elementwise + / x, a batched Cholesky and a matrix
 runs on a GPU in seconds for tens of thousands of series (float64, jitter escalated on failure).
 
 TSMixup (Chronos §4.1): convex combinations (Dirichlet(1.5) weights) of 1-3 mean-scaled windows of
-real series; our pool is the bundled series of prepare.py, disjoint from the benchmark.
+real series; our pool is benchmark/training_pool.npz (prepare_pool.py), disjoint from the benchmark.
 
-    python data.py --num-series 20000 --out data/kernelsynth   # writes shards of 4096 series (float32)
+    python data.py --num-series 200000 --device cuda   # -> data/kernelsynth-n200000-L1024-s0-bank33/ (shards)
 """
 
 import argparse
 import json
 import math
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +26,14 @@ from tqdm import tqdm
 
 HERE = Path(__file__).resolve().parent
 BENCHMARK = HERE / "benchmark" / "benchmark.npz"
+POOL = HERE / "benchmark" / "training_pool.npz"   # prepare_pool.py
 
 # ---- KernelSynth -----------------------------------------------------------------------------------
-# Periods in time steps (hourly, daily, weekly, monthly, quarterly, yearly cycles), as in Chronos.
-PERIODS = (24, 48, 96, 168, 336, 672, 7, 14, 30, 60, 365, 4, 26, 52, 6, 12, 40, 10)
+# Periods in time steps, exactly Chronos' KERNEL_BANK (scripts/kernel-synth.py): hourly (24, 48, 96 and the
+# weekly 168, 336, 672), daily (7, 14, 30, 60, 365, 730), weekly (4, 26, 52), monthly (4, 6, 12), quarterly
+# (4, 40), yearly (10). Period 4 is listed three times there (weekly, monthly, quarterly) and so here: the
+# bank is sampled uniformly, so the repeats triple its weight. 21 periodic + 12 others = 33 entries.
+PERIODS = (24, 48, 96, 168, 336, 672, 7, 14, 30, 60, 365, 730, 4, 26, 52, 4, 6, 12, 4, 40, 10)
 
 
 def kernel_bank(length: int, device=None) -> tuple[torch.Tensor, list[str]]:
@@ -91,6 +97,34 @@ def read_shards(out_dir: Path) -> np.ndarray:
     return np.concatenate([np.load(p) for p in sorted(Path(out_dir).glob("shard-*.npy"))])
 
 
+def kernel_synth_dir(num_series: int, length: int = 1024, seed: int = 0) -> Path:
+    """Default cache folder of a KernelSynth set (named by what determines it)."""
+    return HERE / "data" / f"kernelsynth-n{num_series}-L{length}-s{seed}-bank{len(PERIODS) + 12}"
+
+
+def kernel_synth_cached(out_dir, num_series: int, length: int = 1024, seed: int = 0, device="cpu",
+                        batch_size: int = 256, progress: bool = True) -> np.ndarray:
+    """KernelSynth series from `out_dir` if it holds this exact set, else generated (on `device`) and cached.
+    The folder is written under a temporary name and renamed, so concurrent runs never read half a set
+    (two runs that both miss generate it twice; one rename wins)."""
+    out_dir = Path(out_dir)
+    want = dict(num_series=num_series, length=length, seed=seed, batch_size=batch_size, generator="kernel_synth",
+                bank_size=len(PERIODS) + 12)
+    if (out_dir / "meta.json").exists():
+        meta = json.loads((out_dir / "meta.json").read_text())
+        if all(meta.get(k) == v for k, v in want.items()):
+            return read_shards(out_dir)
+        raise SystemExit(f"error: {out_dir} holds another KernelSynth set ({meta}); remove it or pass another folder")
+    series = kernel_synth(num_series, length, seed=seed, batch_size=batch_size, device=device, progress=progress)
+    tmp = out_dir.with_name(f"{out_dir.name}.tmp{os.getpid()}")
+    write_shards(series, tmp, meta=want)
+    try:
+        os.rename(tmp, out_dir)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return series
+
+
 # ---- benchmark file and TSMixup ----------------------------------------------------------------------
 
 def load_benchmark(path=BENCHMARK, datasets=None):
@@ -110,16 +144,39 @@ def load_benchmark(path=BENCHMARK, datasets=None):
     return out, pool
 
 
+def load_pool(path=POOL):
+    """The TSMixup pool of prepare_pool.py: (list of float64 arrays, dict of per-series arrays names/items/freqs,
+    meta). Falls back to the 96-series pool inside benchmark.npz where the pool file is absent."""
+    path = Path(path)
+    if not path.exists():
+        _, pool = load_benchmark()
+        return pool, dict(items=np.array(["benchmark.npz pool"] * len(pool))), {}
+    z = np.load(path, allow_pickle=False)
+    v, o = z["values"].astype(np.float64), z["offsets"]
+    series = [v[a:b] for a, b in zip(o[:-1], o[1:])]
+    return series, {k: z[k] for k in ("names", "items", "freqs")}, json.loads(str(z["meta"]))
+
+
+def item_weights(items) -> np.ndarray:
+    """Sampling weight per series so that a source item with n series is drawn with probability ~ sqrt(n)
+    (a panel of 300 series is not 300x a single series, nor does it count as only one)."""
+    _, inverse, counts = np.unique(np.asarray(items), return_inverse=True, return_counts=True)
+    return 1 / np.sqrt(counts[inverse])
+
+
 def tsmixup(pool: list, num_series: int, length: int = 1024, min_length: int = 128, max_k: int = 3,
-            alpha: float = 1.5, seed: int = 0) -> np.ndarray:
-    """(num_series, length) float32, left-padded with NaN: mixtures of 1..max_k mean-scaled windows."""
+            alpha: float = 1.5, seed: int = 0, weights=None) -> np.ndarray:
+    """(num_series, length) float32, left-padded with NaN: mixtures of 1..max_k mean-scaled windows of pool
+    series of >= min_length values, each drawn with probability proportional to `weights` (default equal)."""
     rng = np.random.default_rng(seed)
     out = np.full((num_series, length), np.nan, dtype=np.float32)
     lens = np.array([len(p) for p in pool])
     eligible = np.flatnonzero(lens >= min_length)  # every mixture has at least min_length values
+    w = np.ones(len(pool)) if weights is None else np.asarray(weights, dtype=np.float64)
+    cdf = np.cumsum(w[eligible]) / w[eligible].sum()
     for i in range(num_series):
         k = rng.integers(1, max_k + 1)
-        chosen = eligible[rng.integers(0, len(eligible), k)]
+        chosen = eligible[np.minimum(np.searchsorted(cdf, rng.random(k), side="right"), len(eligible) - 1)]
         n = int(min(rng.integers(min_length, length + 1), lens[chosen].min()))
         w = rng.dirichlet([alpha] * k)
         mix = np.zeros(n)
@@ -170,18 +227,13 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", default=str(HERE / "data" / "kernelsynth"))
+    p.add_argument("--out", default="", help="default: data/kernelsynth-n<N>-L<length>-s<seed>-bank33")
     args = p.parse_args()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    out = Path(args.out)
-    if (out / "meta.json").exists():
-        meta = json.loads((out / "meta.json").read_text())
-        if meta.get("num_series") == args.num_series and meta.get("seed") == args.seed and meta.get("length") == args.length:
-            print(f"{out} exists, skipping")
-            return
-    series = kernel_synth(args.num_series, args.length, seed=args.seed, batch_size=args.batch_size, device=device)
-    write_shards(series, out, meta=dict(seed=args.seed, batch_size=args.batch_size, generator="kernel_synth"))
-    print(f"wrote {len(series)} series to {out}")
+    out = Path(args.out) if args.out else kernel_synth_dir(args.num_series, args.length, args.seed)
+    series = kernel_synth_cached(out, args.num_series, args.length, seed=args.seed, device=device,
+                                 batch_size=args.batch_size)
+    print(f"{len(series)} KernelSynth series in {out}")
 
 
 if __name__ == "__main__":

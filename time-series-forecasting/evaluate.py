@@ -71,40 +71,52 @@ def forecast(model, tokenizer, pasts, horizon, context_length=512, num_samples=2
     return np.concatenate(samples)
 
 
-def evaluate_run(run_dir: Path, datasets=None, num_samples=20, smoothness_items=64, seed=0, device="cpu",
-                 batch_items=64, benchmark=tsdata.BENCHMARK):
+def evaluate_model(model, tokenizer, context_length: int, datasets=None, num_samples=20, smoothness_items=64,
+                   seed=0, device="cpu", batch_items=64, benchmark=tsdata.BENCHMARK):
+    """Score a model (in eval mode) on the benchmark -> (result dict, quantile forecasts, example PMFs).
+    smoothness_items=0 skips the smoothness pass (the intermediate evaluations of train.py)."""
     t0 = time.perf_counter()
-    model, tokenizer, ckpt = load_run(run_dir, device)
-    cfg = json.loads((Path(run_dir) / "config.json").read_text())
     bench, _ = tsdata.load_benchmark(benchmark, datasets)
     per_dataset, forecasts, examples = {}, {}, {}
-    for k, (name, ds) in enumerate(tqdm(bench.items(), desc=f"eval {Path(run_dir).name}")):
+    for k, (name, ds) in enumerate(bench.items()):
         pasts = [p for _, p, _ in ds["items"]]
         future = np.stack([f for _, _, f in ds["items"]])
         H, season = ds["prediction_length"], ds["season"]
-        paths = forecast(model, tokenizer, pasts, H, cfg["context_length"], num_samples, batch_items, seed + k, device)
+        paths = forecast(model, tokenizer, pasts, H, context_length, num_samples, batch_items, seed + k, device)
         q = np.quantile(paths, QUANTILES, axis=1).transpose(1, 0, 2)  # (n, 9, H)
         median = np.median(paths, axis=1)
-        # smoothness: one sample path, PMF at every step, first `smoothness_items` items
-        _, pmfs = forecast(model, tokenizer, pasts[:smoothness_items], H, cfg["context_length"], 1, batch_items,
-                           seed + 1000 + k, device, return_pmfs=True)
-        s = smoothness(pmfs.reshape(-1, pmfs.shape[-1])).cpu().numpy()
         naive = naive_scores(ds)
         m, w = mase(pasts, future, median, season), wql(future, q)
         per_dataset[name] = dict(mase=m, wql=w, naive_mase=naive["mase"], naive_wql=naive["wql"],
                                  relative_mase=m / naive["mase"], relative_wql=w / naive["wql"],
-                                 smoothness_mean=float(s.mean()), smoothness_std=float(s.std()),
                                  num_items=len(pasts), prediction_length=H, freq=ds["freq"])
         forecasts[f"{name}/quantiles"] = q.astype(np.float32)
-        examples[name] = pmfs[0].cpu().numpy().astype(np.float32)  # (H, n_values), first item
-    sm = np.array([v["smoothness_mean"] for v in per_dataset.values()])
-    sd = np.array([v["smoothness_std"] for v in per_dataset.values()])
-    result = dict(
-        run=Path(run_dir).name, mase=geometric_mean(v["relative_mase"] for v in per_dataset.values()),
-        wql=geometric_mean(v["relative_wql"] for v in per_dataset.values()),
-        smoothness=float(sm.mean()), smoothness_std=float(np.sqrt((sd ** 2).mean())),  # paper: sqrt(mean var)
-        num_datasets=len(per_dataset), num_samples=num_samples, seed=seed, step=ckpt["step"],
-        eval_seconds=time.perf_counter() - t0, per_dataset=per_dataset)
+        if smoothness_items:
+            # smoothness: one sample path, PMF at every step, first `smoothness_items` items
+            _, pmfs = forecast(model, tokenizer, pasts[:smoothness_items], H, context_length, 1, batch_items,
+                               seed + 1000 + k, device, return_pmfs=True)
+            s = smoothness(pmfs.reshape(-1, pmfs.shape[-1])).cpu().numpy()
+            per_dataset[name].update(smoothness_mean=float(s.mean()), smoothness_std=float(s.std()))
+            examples[name] = pmfs[0].cpu().numpy().astype(np.float32)  # (H, n_values), first item
+    result = dict(mase=geometric_mean(v["relative_mase"] for v in per_dataset.values()),
+                  wql=geometric_mean(v["relative_wql"] for v in per_dataset.values()),
+                  num_datasets=len(per_dataset), num_samples=num_samples, seed=seed)
+    if smoothness_items:
+        sm = np.array([v["smoothness_mean"] for v in per_dataset.values()])
+        sd = np.array([v["smoothness_std"] for v in per_dataset.values()])
+        result.update(smoothness=float(sm.mean()), smoothness_std=float(np.sqrt((sd ** 2).mean())))  # paper: sqrt(mean var)
+    result.update(eval_seconds=time.perf_counter() - t0, per_dataset=per_dataset)
+    return result, forecasts, examples
+
+
+def evaluate_run(run_dir: Path, datasets=None, num_samples=20, smoothness_items=64, seed=0, device="cpu",
+                 batch_items=64, benchmark=tsdata.BENCHMARK):
+    model, tokenizer, ckpt = load_run(run_dir, device)
+    cfg = json.loads((Path(run_dir) / "config.json").read_text())
+    res, forecasts, examples = evaluate_model(model, tokenizer, cfg["context_length"], datasets, num_samples,
+                                              smoothness_items, seed, device, batch_items, benchmark)
+    result = dict(run=Path(run_dir).name, **{k: v for k, v in res.items() if k != "per_dataset"},
+                  step=ckpt["step"], per_dataset=res["per_dataset"])
     np.savez_compressed(Path(run_dir) / "forecasts.npz", **forecasts)
     np.savez_compressed(Path(run_dir) / "pmf_examples.npz", **examples)
     (Path(run_dir) / "metrics.json").write_text(json.dumps(result, indent=1))

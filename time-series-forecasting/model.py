@@ -17,6 +17,7 @@ configs (d_model 128/186/224/288, 2/2/3/4 layers); "smoke" is for CPU tests. Par
 the 4096 x d_model embedding.
 """
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -24,9 +25,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import T5Config, T5Model
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+from transformers.models.t5.modeling_t5 import T5Stack
 
 from fourier_head import Fourier_Head, regularization_loss
 from tokenizer import N_SPECIAL, PAD
+
+# transformers >= 5.2x names the decoder's cache argument `cache`; `past_key_values` (the older name, the
+# only one up to 5.17) is deprecated and removed in 5.40. Pass the cache under whichever name this version has.
+CACHE_ARG = "cache" if "cache" in inspect.signature(T5Stack.forward).parameters else "past_key_values"
 
 SIZES = {  # d_model, d_ff, layers (encoder = decoder), heads, d_kv
     "mini": (384, 1536, 4, 8, 64),
@@ -119,11 +126,13 @@ class Chronos(nn.Module):
         enc = enc.repeat_interleave(num_samples, 0)
         mask = attention_mask.repeat_interleave(num_samples, 0)
         token = torch.full((B * num_samples, 1), PAD, dtype=torch.long, device=input_ids.device)
-        cache, out, pmfs = None, [], []
+        # one cache object, filled in place by every decoder call (self-attention keys/values grow by one
+        # step per call, cross-attention ones are computed once)
+        cache = {CACHE_ARG: EncoderDecoderCache(DynamicCache(config=self.t5.config), DynamicCache(config=self.t5.config))}
+        out, pmfs = [], []
         for _ in range(horizon):
             dec = self.t5.decoder(input_ids=token, encoder_hidden_states=enc, encoder_attention_mask=mask,
-                                  past_key_values=cache, use_cache=True)
-            cache = dec.past_key_values
+                                  use_cache=True, **cache)
             logp = self.head_log_probs(dec.last_hidden_state[:, -1]) / temperature
             probs = logp.softmax(-1)
             if return_pmfs:

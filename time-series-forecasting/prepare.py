@@ -50,6 +50,24 @@ def nan_free_tail(values):
     return v[bad[-1] + 1:] if len(bad) else v
 
 
+def window_hashes(values, window=16, decimals=3):
+    """Content hashes of every `window` consecutive values, z-normalised (so rescaled or shifted copies of a
+    series collide) and rounded to `decimals`: unique uint64 array. Windows with fewer than window/2
+    distinct values or exactly linear ones (counts, index columns, interpolation) carry no identity and
+    are left out."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < window:
+        return np.empty(0, np.uint64)
+    w = np.lib.stride_tricks.sliding_window_view(v, window)
+    sd = w.std(1, keepdims=True)
+    distinct = (np.diff(np.sort(w, 1), axis=1) != 0).sum(1) + 1
+    curvature = np.abs(np.diff(w, 2, axis=1)).max(1)
+    ok = (distinct >= window // 2) & (curvature > 1e-9 * np.abs(w).max(1)) & (sd[:, 0] > 0)
+    z = np.round((w[ok] - w[ok].mean(1, keepdims=True)) / sd[ok], decimals) * 10 ** decimals
+    powers = np.uint64(1099511628211) ** np.arange(window, dtype=np.uint64)  # wraps mod 2^64
+    return np.unique((z.astype(np.int64).astype(np.uint64) * powers).sum(1, dtype=np.uint64))
+
+
 # ---- the sources ---------------------------------------------------------------------------------
 
 def rd(pkg, name, col="value"):

@@ -9,6 +9,9 @@
 #                           torchrun on 8 GPUs (days; never run here) -> runs/paper/
 #   bash run.sh --ablations Fourier-550 with gamma = 0 and with uniform binning, same budget (STEPS=900)
 #   bash run.sh --ddp       DDP check: 1 vs 2 GPUs at the same global batch, then a short 2-GPU run
+#   bash run.sh --slice     issue 21: 16k steps x batch 64 per run, one run per GPU (RUNS="linear:0 fourier550:0"),
+#                           learning curves, held-out CE; bundle_<tag>.tgz for $OUT (see the mode's comment)
+#   bash run.sh --pilot     the same at 1,500 steps (a few minutes)
 # Then aggregate.py (-> results/) and plot.py (-> figures/). Finished runs are skipped; interrupted
 # ones resume from their checkpoint. Env: PYTHON (default python3), BUDGET (training seconds, default
 # 330), COPY_TO (a folder that receives tarballs of the run outputs after each stage).
@@ -24,7 +27,48 @@ copy_out() {  # run outputs without checkpoints, one tarball per runs folder
   tar czf "$COPY_TO/$(basename "$1").tgz" --exclude='checkpoint.*' --exclude='kernelsynth' "$1" 2>/dev/null || true
 }
 
-if [[ "$MODE" == "--quick" ]]; then
+if [[ "$MODE" == "--slice" || "$MODE" == "--pilot" ]]; then
+  # Issue 21: one run per GPU, >= 1M training windows each (16k steps x batch 64), inside one GPU slice.
+  # Start it detached so that later calls keep the machine:  setsid nohup bash run.sh --slice > slice.log 2>&1 &
+  # RUNS: one "head:seed[:extra flags]" per GPU (default the main pair, seed $SEED). Each run generates the
+  # 200k KernelSynth series on its GPU (cached under data/), trains with a held-out training-mix CE every 500
+  # steps and a benchmark evaluation every 5k steps (curve.jsonl), then evaluate.py scores the final weights.
+  # When every run is done: runs/slice/bundle_<tag>.tgz (everything but checkpoints) and DONE_<tag>.
+  # --pilot: the same at 1,500 steps (evaluations every 500), ~4-5 min with data generation.
+  R=runs/slice; mkdir -p $R
+  SEED=${SEED:-0}
+  RUNS=${RUNS:-"linear:$SEED fourier550:$SEED"}
+  if [[ "$MODE" == "--pilot" ]]; then STEPS=${STEPS:-1500}; EVAL_EVERY=${EVAL_EVERY:-500}; HELD=${HELD:-250}
+  else STEPS=${STEPS:-16000}; EVAL_EVERY=${EVAL_EVERY:-5000}; HELD=${HELD:-500}; fi
+  TAG=${TAG:-$(echo "${MODE#--}_$RUNS" | tr ' :' '_-')}
+  export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+  NGPU=$("$PY" -c "import torch; print(max(1, torch.cuda.device_count()))")
+  i=0
+  for spec in $RUNS; do
+    IFS=: read -r HEAD RSEED REST <<< "$spec"
+    case $HEAD in
+      linear) H="--head linear" ;;
+      fourier*) H="--head fourier --num-frequencies ${HEAD#fourier}" ;;
+      *) echo "unknown head $HEAD in RUNS" >&2; exit 2 ;;
+    esac
+    NAME="${HEAD}_seed${RSEED}${REST:+_$(echo "$REST" | tr -d ' -')}_steps${STEPS}"
+    (
+      export CUDA_VISIBLE_DEVICES=$((i % NGPU))
+      "$PY" train.py $H --seed "$RSEED" $REST --steps "$STEPS" --batch-size 64 --out-dir $R --name "$NAME" \
+        --eval-every "$EVAL_EVERY" --heldout-every "$HELD" --log-every 50 --ckpt-every 4000 ${EXTRA:-} \
+        > "$R/$NAME.train.log" 2>&1 \
+      && "$PY" evaluate.py "$R/$NAME" ${EVAL_EXTRA:-} > "$R/$NAME.eval.log" 2>&1
+      echo "$NAME exit $?" >> "$R/status_$TAG.txt"
+    ) &
+    i=$((i + 1))
+  done
+  wait
+  runs=$(for spec in $RUNS; do IFS=: read -r HEAD RSEED REST <<< "$spec"; echo "${HEAD}_seed${RSEED}${REST:+_$(echo "$REST" | tr -d ' -')}_steps${STEPS}"; done)
+  (cd $R && tar czf "bundle_$TAG.tgz" --exclude='checkpoint.*' status_"$TAG".txt \
+     $(for n in $runs; do echo "$n" "$n.train.log" "$n.eval.log"; done) 2>/dev/null || true)
+  touch "$R/DONE_$TAG"
+  echo "bundle: $R/bundle_$TAG.tgz ($(du -h "$R/bundle_$TAG.tgz" | cut -f1))"
+elif [[ "$MODE" == "--quick" ]]; then
   R=runs/quick
   "$PY" train.py --quick --head linear
   "$PY" train.py --quick --head fourier --num-frequencies 64

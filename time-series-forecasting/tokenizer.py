@@ -4,7 +4,14 @@ Token ids 0 and 1 are PAD and EOS; ids 2..4095 are the 4094 value tokens, ordere
 neighbouring tokens are neighbouring values (what the Fourier head's continuity prior needs).
 
 Two binnings of the scaled value x = y / mean|context|:
-* "uniform": Chronos' MeanScaleUniformBins, equal-width bins over [-15, 15].
+* "uniform": exactly chronos-forecasting's `MeanScaleUniformBins(-15, 15)`: 4093 centres
+  linspace(-15, 15, 4093) (float32), bin edges at the midpoints between centres and +-inf (Chronos:
+  +-1e20) at the ends, so the first and last bins are unbounded. Chronos' token id 2 is the bin below
+  -1e20 (never hit by finite data; it decodes to -15 as in Chronos), ids 3..4095 are the 4093 centres.
+  Values are scaled and compared in float32, as Chronos does (tests/test_tsf.py checks ids and decoded
+  values against the `chronos-forecasting` package).
+* "equal_width": 4094 equal-width bins on [-15, 15] (our earlier "uniform", used by the committed
+  900-step uniform-binning ablation; kept so that run's configuration stays reproducible).
 * "mixed": the paper's mixed-precision binning (v1 §2.4, reference `MeanScaleMixedUniformBins`): a
   fraction d = 0.2 of the 4096 tokens is spent on the sparse ranges [-15, -1] and [10, 15] in
   proportion to their lengths, the rest on the dense range [-1, 10]. Counting the two special tokens
@@ -36,7 +43,7 @@ def mixed_segments(n_tokens=4096, low=-15.0, mid1=-1.0, mid2=10.0, high=15.0, sp
 
 @dataclass
 class Tokenizer:
-    binning: str = "mixed"  # "mixed" | "uniform"
+    binning: str = "mixed"  # "mixed" | "uniform" (Chronos' MeanScaleUniformBins) | "equal_width"
     n_tokens: int = 4096
     low: float = -15.0
     high: float = 15.0
@@ -52,11 +59,19 @@ class Tokenizer:
                                torch.linspace(self.mid1, self.mid2, n_dense + 1, dtype=torch.float64)[:-1],
                                torch.linspace(self.mid2, self.high, n_high + 1, dtype=torch.float64)])
         elif self.binning == "uniform":
+            # Chronos builds these in float32; float64 copies of the float32 numbers keep comparisons exact
+            c = torch.linspace(self.low, self.high, self.n_tokens - N_SPECIAL - 1)
+            inf = torch.tensor([float("inf")])
+            edges = torch.cat([-inf, torch.tensor([-1e20]), (c[1:] + c[:-1]) / 2, inf]).double()
+            centers = torch.cat([c[:1], c]).double()  # id 2 (below -1e20) decodes to centre 0, as in Chronos
+        elif self.binning == "equal_width":
             edges = torch.linspace(self.low, self.high, self.n_tokens - N_SPECIAL + 1, dtype=torch.float64)
         else:
-            raise ValueError(f"unknown binning {self.binning!r}; choose 'mixed' or 'uniform'")
+            raise ValueError(f"unknown binning {self.binning!r}; choose 'mixed', 'uniform' or 'equal_width'")
         self.edges = edges                                   # (n_values + 1,)
-        self.centers = (edges[1:] + edges[:-1]) / 2          # (n_values,)
+        if self.binning != "uniform":
+            centers = (edges[1:] + edges[:-1]) / 2
+        self.centers = centers                               # (n_values,)
         self.n_values = len(self.centers)
         assert self.n_values == self.n_tokens - N_SPECIAL
 
@@ -70,7 +85,10 @@ class Tokenizer:
 
     def value_bins(self, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """Bin index 0..n_values-1 of y / scale (NaN -> 0; mask it separately)."""
-        x = (y / scale[..., None]).to(torch.float64)
+        x = y / scale[..., None]
+        if self.binning == "uniform":  # Chronos scales and bucketizes in float32
+            x = y.float() / scale[..., None].float()
+        x = x.to(torch.float64)
         x = torch.nan_to_num(x, nan=0.0)
         inner = self.edges[1:-1].to(x.device)
         return torch.bucketize(x, inner, right=True)

@@ -56,11 +56,18 @@ class Config:
     context_length: int = 512
     prediction_length: int = 64
     min_past: int = 60
-    p_kernel_synth: float = 0.5           # paper: 0.1 (with a 10M-series TSMixup corpus; ours is small)
-    kernel_synth_series: int = 20_000
-    tsmixup_series: int = 20_000
+    p_kernel_synth: float = 0.1           # the paper's share of KernelSynth windows (TSMixup 0.9)
+    kernel_synth_series: int = 200_000    # generated on the run's device, cached under data/ (data.py)
+    tsmixup_series: int = 200_000         # mixtures of the training pool (benchmark/training_pool.npz)
     series_length: int = 1024
-    kernel_synth_dir: str = str(HERE / "data" / "kernelsynth")
+    kernel_synth_dir: str = ""            # default data/kernelsynth-n<N>-L<length>-s<data_seed>-bank33
+    pool: str = str(tsdata.POOL)          # TSMixup pool (prepare_pool.py)
+    heldout_fraction: float = 0.01        # last 1% of both banks: never trained on, scored every heldout_every
+    heldout_every: int = 500              # held-out training-mix cross-entropy (0: off)
+    heldout_windows: int = 512
+    eval_every: int = 0                   # >0: benchmark evaluation every this many steps -> curve.jsonl
+    eval_num_samples: int = 20
+    data_seed: int = 0                    # KernelSynth/TSMixup sets (the same for every model seed)
     seed: int = 0
     dropout: float = 0.1
     precision: str = "bf16"               # bf16 autocast (GPU) | fp32
@@ -77,7 +84,8 @@ class Config:
 
 QUICK = dict(size="smoke", steps=20, batch_size=8, context_length=64, prediction_length=8, min_past=8,
              kernel_synth_series=64, tsmixup_series=64, series_length=128, ckpt_every=10, log_every=5,
-             out_dir=str(HERE / "runs" / "quick"), kernel_synth_dir=str(HERE / "runs" / "quick" / "kernelsynth"),
+             heldout_every=10, heldout_windows=16, heldout_fraction=0.1,
+             out_dir=str(HERE / "runs" / "quick"), kernel_synth_dir=str(HERE / "runs" / "quick" / "kernelsynth-bank33"),
              num_frequencies=64, precision="fp32")
 
 
@@ -95,8 +103,8 @@ def parse_config(argv=None) -> Config:
     cfg = Config(**values)
     if cfg.head not in ("linear", "fourier"):
         p.error(f"--head must be linear or fourier, got {cfg.head!r}")
-    if cfg.binning not in ("mixed", "uniform"):
-        p.error(f"--binning must be mixed or uniform, got {cfg.binning!r}")
+    if cfg.binning not in ("mixed", "uniform", "equal_width"):
+        p.error(f"--binning must be mixed, uniform or equal_width, got {cfg.binning!r}")
     return cfg
 
 
@@ -128,17 +136,30 @@ def environment(device) -> dict:
 
 
 def load_banks(cfg: Config, device, rank: int):
-    """KernelSynth (from shards; generated on rank 0 if missing) and TSMixup banks on `device`."""
-    ks_dir = Path(cfg.kernel_synth_dir)
-    if rank == 0 and not (ks_dir / "meta.json").exists():
-        series = tsdata.kernel_synth(cfg.kernel_synth_series, cfg.series_length, seed=cfg.seed, device=device)
-        tsdata.write_shards(series, ks_dir, meta=dict(seed=cfg.seed, generator="kernel_synth"))
+    """KernelSynth (cached; generated on rank 0's device if missing) and TSMixup banks on `device`, each split
+    into (training, held-out) series: the last `heldout_fraction` of each bank is never trained on."""
+    ks_dir = Path(cfg.kernel_synth_dir) if cfg.kernel_synth_dir else tsdata.kernel_synth_dir(
+        cfg.kernel_synth_series, cfg.series_length, cfg.data_seed)
+    t0 = time.perf_counter()
+    if rank == 0:
+        ks = tsdata.kernel_synth_cached(ks_dir, cfg.kernel_synth_series, cfg.series_length, seed=cfg.data_seed,
+                                        device=device)
     if dist.is_initialized():
         dist.barrier()
-    ks = tsdata.read_shards(ks_dir)[:cfg.kernel_synth_series]
-    _, pool = tsdata.load_benchmark()
-    mix = tsdata.tsmixup(pool, cfg.tsmixup_series, cfg.series_length, seed=cfg.seed)
-    return (torch.tensor(ks[:, -cfg.series_length:], device=device), torch.tensor(mix, device=device))
+    if rank != 0:
+        ks = tsdata.read_shards(ks_dir)
+    pool, info, _ = tsdata.load_pool(cfg.pool)
+    mix = tsdata.tsmixup(pool, cfg.tsmixup_series, cfg.series_length, seed=cfg.data_seed,
+                         weights=tsdata.item_weights(info["items"]))
+    if rank == 0:
+        print(f"data: {len(ks)} KernelSynth + {len(mix)} TSMixup series ({len(pool)} pool series) "
+              f"in {time.perf_counter() - t0:.0f} s")
+    banks = []
+    for bank in (ks, mix):
+        n_held = max(1, int(round(len(bank) * cfg.heldout_fraction)))
+        t = torch.tensor(bank, device=device)
+        banks.append((t[:-n_held], t[-n_held:]))
+    return banks
 
 
 def main(cfg: Config):
@@ -166,10 +187,14 @@ def main(cfg: Config):
 
     # ---- data -------------------------------------------------------------------------------------
     tokenizer = Tokenizer(cfg.binning)
-    ks_bank, mix_bank = load_banks(cfg, device, rank)
+    (ks_bank, ks_held), (mix_bank, mix_held) = load_banks(cfg, device, rank)
     gen = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + rank)  # each rank its own windows
     sampler = tsdata.WindowSampler(ks_bank, mix_bank, cfg.context_length, cfg.prediction_length, cfg.min_past,
                                    cfg.p_kernel_synth, gen)
+    # a fixed set of held-out windows (same for every run of this data_seed): the training-mix cross-entropy
+    held_gen = torch.Generator(device=device).manual_seed(10_000 + cfg.data_seed)
+    held_ctx, held_label = tsdata.WindowSampler(ks_held, mix_held, cfg.context_length, cfg.prediction_length,
+                                                cfg.min_past, cfg.p_kernel_synth, held_gen).sample(cfg.heldout_windows)
 
     def batch():
         context, label = sampler.sample(local_batch)
@@ -197,6 +222,35 @@ def main(cfg: Config):
         opt.step()
         sched.step()
         return loss.detach(), parts, gnorm
+
+    @torch.no_grad()
+    def heldout_ce() -> float:
+        """Mean cross-entropy (nats/token, dropout off) on the held-out windows."""
+        model.eval()
+        total, count = 0.0, 0
+        for start in range(0, len(held_ctx), local_batch):
+            ids, mask, scale = tokenizer.encode_context(held_ctx[start:start + local_batch])
+            labels, _ = tokenizer.encode(held_label[start:start + local_batch], scale)
+            with autocast:
+                _, parts = model.loss_from_log_probs(model(ids, mask, labels), labels)
+            n = int((labels != 0).sum())
+            total, count = total + parts["ce"].item() * n, count + n
+        model.train()
+        return total / max(count, 1)
+
+    def benchmark_eval(step: int):
+        """Benchmark scores of the current weights (no smoothness pass) -> one line of curve.jsonl."""
+        import evaluate as tseval
+        model.eval()
+        res = tseval.evaluate_model(model, tokenizer, cfg.context_length, num_samples=cfg.eval_num_samples,
+                                    smoothness_items=0, device=device)[0]
+        model.train()
+        rec = dict(step=step, mase=res["mase"], wql=res["wql"], eval_seconds=res["eval_seconds"],
+                   per_dataset={k: dict(relative_mase=v["relative_mase"], relative_wql=v["relative_wql"])
+                                for k, v in res["per_dataset"].items()})
+        with open(run_dir / "curve.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        print(f"eval at step {step}: MASE {rec['mase']:.4f} WQL {rec['wql']:.4f} ({rec['eval_seconds']:.0f} s)")
 
     if cfg.bench_steps:
         model.train()
@@ -271,11 +325,15 @@ def main(cfg: Config):
                            grad_norm=gnorm.item(), lr=sched.get_last_lr()[0],
                            tokens_per_second=tokens_per_step * (step - step_log) / (now - t_log),
                            wall_seconds=wall_before + now - t_start)
+                if cfg.heldout_every and step % cfg.heldout_every == 0:
+                    rec["heldout_ce"] = heldout_ce()
                 t_log, step_log = now, step
                 log.write(json.dumps(rec) + "\n"); log.flush()
                 bar.set_postfix(loss=f"{rec['loss']:.3f}")
                 if wb:
                     wb.log(rec, step=step)
+        if cfg.eval_every and rank == 0 and step % cfg.eval_every == 0 and step < cfg.steps:
+            benchmark_eval(step)  # the final step is scored by evaluate.py (with smoothness)
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             save()
         if cfg.max_seconds and step % cfg.log_every == 0 and step < cfg.steps:
