@@ -9,8 +9,8 @@
 # (default auto). Finished runs are skipped, so an interrupted sweep resumes where it stopped.
 # PYTHON selects the interpreter (default: the repository's .venv if it exists, else python3).
 set -euo pipefail
-cd "$(dirname "$0")"
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then sed -n '2,/^set -e/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0; fi
+cd "$(dirname "$0")"
 # the repository's environment (bash scripts/bootstrap.sh toy) unless PYTHON names another interpreter
 PY=${PYTHON:-$([[ -x ../.venv/bin/python ]] && echo ../.venv/bin/python || echo python3)}
 if [[ "${1:-}" == "--quick" ]]; then
