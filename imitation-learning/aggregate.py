@@ -1,40 +1,129 @@
-"""Collect the DT runs into results/summary.json (one row per game, head, N) and the README tables.
+"""Collect the DT runs into results/summary.json (one row per game, dataset, head, N) and the README tables.
 
     python aggregate.py                                   # runs/ -> results/
-    python aggregate.py --runs runs/quick --results runs/quick/results
+    python aggregate.py --runs runs/quick --results runs/quick/results --data runs/quick/data
     python aggregate.py --update-readme                   # also rewrite README's generated tables
 
-A run counts when its metrics.json exists; a run that stopped early (history.json only) is listed
-under "incomplete" with the epochs it finished and flagged in its row (epochs done). Only runs at
-<runs>/<game>/<head>/seed<s>/ whose config names that game are read, so set-aside folders such as
-runs/incomplete_call4/<head>/seed<s>/ are ignored. When the runs finished different numbers of epochs, a
-second table compares every head after the last epoch all of them finished; when all runs are complete
-that table is not made.
+Runs are read where train.py puts them (`train.run_dir`): runs/<game>/<head>/seed<s>/ for the dataset
+`ppo-sampled`, runs/<dataset>/<game>/<head>/seed<s>/ for the others; folders elsewhere (set aside, such as
+runs/incomplete_call4/<head>/seed<s>/) are ignored. A run counts when its metrics.json exists; a run that
+stopped early (history.json only) is listed under "incomplete" and flagged in its row (epochs done). When
+runs of one dataset finished different numbers of epochs, a second table compares every head after the last
+epoch all of them finished.
 
-Provenance: env.json gives each run's GPU, torch and commit; results/gpu_calls.json ("dt_runs", keyed by
-that commit) says which GPU calls trained it, what code ran (a commit plus fixes) and how many runs shared
-the GPU, which the per-run samples/s depend on.
+Rows of a (game, dataset) with no run folder here are carried over from the summary.json already in
+--results (upgraded to this schema, numbers unchanged): the ppo-sampled run folders were never committed.
+
+Each row (the issue-19 schema): game, dataset, head, num_frequencies, n_seeds, seeds,
+normalized_return_final and normalized_return_best ({per_seed, mean, std}; final = the evaluation after the
+last epoch, `episodes_final_evaluation` episodes; best = the best of the per-epoch 10-episode evaluations),
+data_per_state_entropy_nats (diagnostics.py; null with a note where it was not measured), data_return_max
+(the train split's best episode), smoothness, provenance (gpu, torch, commit, wall_seconds, the data
+manifest and its hashes). Fourier rows also hold `paired_vs_linear`: per-seed differences Fourier - linear
+on the seeds both have, their mean, a paired t-test and an exact bootstrap 95% interval of the mean.
+
+Provenance: env.json gives each run's GPU, torch, commit and data hashes; results/gpu_calls.json ("dt_runs",
+keyed by that commit) says which GPU calls trained it, what code ran and how many runs shared the GPU.
 """
 
 import argparse
+import hashlib
+import itertools
 import json
+import math
 import shutil
 from pathlib import Path
 
 import numpy as np
 
+from make_dataset import DATASETS
+from scaffold import write_json
+from train import LEGACY_DATASET, run_dir
+
 HERE = Path(__file__).resolve().parent
-PAPER = {  # paper v1 Table 2 (Seaquest, normalized return over 4 seeds; smoothness over one seed's rollouts)
+PAPER = {  # paper v1 Table 2 (Seaquest, DQN-replay data, normalized return over 4 seeds; smoothness over one seed)
     ("Seaquest", "linear", 0): {"normalized_return": [2.53, 0.63], "smoothness": [0.48, 0.14]},
     ("Seaquest", "fourier", 8): {"normalized_return": [2.78, 0.47], "smoothness": [0.22, 0.04]},
     ("Seaquest", "fourier", 14): {"normalized_return": [3.70, 0.47], "smoothness": [0.39, 0.11]},
 }
+ENTROPY_NOTE = ("not measured: no diagnostics.json of this data is in the repository (the issue-19 audit of the "
+                "PPO snapshots was not committed); `python diagnostics.py --dataset {dataset} --force` on the "
+                "rebuilt data fills it")
+CARRIED = "from the summary.json committed before: the run folders are not in the repository"
+
+
+def head_label(head: str, n: int) -> str:
+    return "linear" if head == "linear" else f"fourier{n}"
 
 
 def stats(per_seed: dict) -> dict:
     v = np.array(list(per_seed.values()), dtype=np.float64)
     return {"per_seed": per_seed, "mean": float(v.mean()), "std": float(v.std())}  # np.std, as the reference
 
+
+# ---- paired statistics over seeds ----------------------------------------------------------------
+
+def bootstrap_interval(x, level: float = 0.95, exact_up_to: int = 10, resamples: int = 100_000) -> list:
+    """Percentile bootstrap interval of the mean of x. Up to `exact_up_to` values, exact: every resample
+    (multiset of counts c, probability n!/(prod c_i! n^n)) enumerated, so no random numbers; the quantiles
+    are those of the inverted CDF (np.quantile method="inverted_cdf" over all n^n resamples). Above, a
+    seeded Monte Carlo estimate."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    a = (1 - level) / 2
+    if n == 0:
+        return [math.nan, math.nan]
+    if n <= exact_up_to:
+        means, probs = [], []
+        log_n_fact, log_nn = math.lgamma(n + 1), n * math.log(n)
+        for combo in itertools.combinations_with_replacement(range(n), n):
+            c = np.bincount(combo, minlength=n)
+            means.append(float(c @ x) / n)
+            probs.append(math.exp(log_n_fact - sum(math.lgamma(k + 1) for k in c) - log_nn))
+        order = np.argsort(means, kind="stable")
+        means, cdf = np.array(means)[order], np.cumsum(np.array(probs)[order])
+        cdf /= cdf[-1]
+        lo = means[np.searchsorted(cdf, a - 1e-12)]
+        hi = means[np.searchsorted(cdf, 1 - a - 1e-12)]
+        return [float(lo), float(hi)]
+    rng = np.random.default_rng(0)
+    m = x[rng.integers(0, n, (resamples, n))].mean(1)
+    return [float(v) for v in np.quantile(m, [a, 1 - a], method="inverted_cdf")]
+
+
+def paired(a: dict, b: dict) -> dict:
+    """b - a per seed, over the seeds both have: mean difference, paired t-test (two-sided), bootstrap 95%."""
+    seeds = sorted(set(a) & set(b), key=int)
+    d = np.array([b[s] - a[s] for s in seeds], dtype=np.float64)
+    n = len(d)
+    out = {"seeds": [int(s) for s in seeds], "n_pairs": n, "differences": {s: float(v) for s, v in zip(seeds, d)},
+           "mean_difference": float(d.mean()) if n else None, "t": None, "dof": None, "p_value": None,
+           "bootstrap_95": bootstrap_interval(d) if n else None}
+    if n >= 2:
+        sd = d.std(ddof=1)
+        out["dof"] = n - 1
+        if sd > 0:
+            from scipy.stats import t as student_t
+            t = d.mean() / (sd / math.sqrt(n))
+            out["t"], out["p_value"] = float(t), float(2 * student_t.sf(abs(t), n - 1))
+    return out
+
+
+def paired_vs_linear(rows) -> None:
+    """Adds `paired_vs_linear` (final and best normalized return) to every Fourier row with a linear row."""
+    linear = {(r["game"], r["dataset"]): r for r in rows if r["head"] == "linear"}
+    for r in rows:
+        lin = linear.get((r["game"], r["dataset"]))
+        if r["head"] == "linear" or lin is None:
+            continue
+        r["paired_vs_linear"] = {
+            "what": "Fourier - linear per seed, normalized return; t-test two-sided; bootstrap: exact percentile "
+                    "interval of the mean difference",
+            **{k: paired(lin[f"normalized_return_{k}"]["per_seed"], r[f"normalized_return_{k}"]["per_seed"])
+               for k in ("final", "best")}}
+
+
+# ---- runs -> rows ---------------------------------------------------------------------------------
 
 def pooled_smoothness(history) -> dict:
     """mean and std over all rollout PMFs of all epochs, from the per-epoch (n, mean, std)."""
@@ -50,7 +139,10 @@ def metrics_from_history(cfg: dict, hist: list) -> dict:
     """What metrics.json would hold, from the epochs a stopped run finished (flagged incomplete)."""
     norm = [h["normalized_return"] for h in hist]
     n = sum(h["smoothness_n"] for h in hist)
-    return {"seed": cfg["seed"], "normalized_return_final": norm[-1], "normalized_return_best": max(norm),
+    return {"seed": cfg["seed"], "dataset": cfg.get("dataset", LEGACY_DATASET),
+            "normalized_return_final": norm[-1], "normalized_return_last_epoch": norm[-1],
+            "episodes_final_evaluation": cfg["eval_episodes"], "final_evaluation": None,
+            "normalized_return_best": max(norm),
             "return_final": hist[-1]["eval_mean_return"], "return_best": max(h["eval_mean_return"] for h in hist),
             "smoothness": sum(h["smoothness_sum"] for h in hist) / n, "episodes_per_eval": cfg["eval_episodes"],
             "epochs": cfg["epochs"], "epoch_samples": cfg["epoch_samples_resolved"],
@@ -61,14 +153,17 @@ def metrics_from_history(cfg: dict, hist: list) -> dict:
 
 
 def collect(runs: Path):
-    """Finished runs, plus stopped runs with at least one evaluated epoch (marked incomplete)."""
+    """Finished runs, plus stopped runs with at least one evaluated epoch (marked incomplete), keyed by
+    (game, dataset, head, N). Only folders at train.run_dir's place for their config count."""
     done, incomplete = {}, []
-    for cfg_path in sorted(runs.glob("*/*/seed*/config.json")):
+    found = sorted(runs.glob("*/*/seed*/config.json")) + sorted(runs.glob("*/*/*/seed*/config.json"))
+    for cfg_path in found:
         run = cfg_path.parent
         cfg = json.loads(cfg_path.read_text())
-        if run.parent.parent.name != cfg["game"]:  # e.g. runs/incomplete_call4/fourier8/seed123: set aside
-            continue
-        key = (cfg["game"], cfg["head"], cfg["num_frequencies"])
+        dataset = cfg.get("dataset", LEGACY_DATASET)
+        if run != run_dir(runs, dataset, cfg["game"], head_label(cfg["head"], cfg["num_frequencies"]), cfg["seed"]):
+            continue  # e.g. runs/incomplete_call4/fourier8/seed123: set aside
+        key = (cfg["game"], dataset, cfg["head"], cfg["num_frequencies"])
         if any(c["seed"] == cfg["seed"] for _, c, _, _ in done.get(key, [])):
             raise SystemExit(f"two runs of {key} with seed {cfg['seed']} under {runs}")
         env = json.loads((run / "env.json").read_text())
@@ -98,28 +193,44 @@ def at_epoch(seeds: dict, k: int) -> dict:
     return out
 
 
+def trace_name(game: str, dataset: str, head: str, n: int, seed) -> str:
+    middle = "" if dataset == LEGACY_DATASET else f"_{dataset}"
+    return f"{game}{middle}_{head}{n or ''}_seed{seed}.npz"
+
+
 def summarize(done, results: Path, runs: Path, dt_runs: dict | None = None):
     rows = []
     dt_runs = dt_runs or {}
-    lengths = {len(m["history"]) for items in done.values() for _, _, m, _ in items}
-    # the last epoch every run finished; only used when the runs stopped at different epochs
-    common = min(lengths) if len(lengths) > 1 else None
+    lengths = {}
+    for (game, dataset, _, _), items in done.items():
+        lengths.setdefault((game, dataset), set()).update(len(m["history"]) for _, _, m, _ in items)
     commits = {}
     for items in done.values():
         for _, _, _, e in items:
             commits[e["commit"]] = commits.get(e["commit"], 0) + 1
-    for (game, head, n), items in sorted(done.items(), key=lambda kv: (kv[0][0], kv[0][1] != "linear", kv[0][2])):
+    for (game, dataset, head, n), items in sorted(done.items(), key=lambda kv: row_order(*kv[0])):
         seeds = {str(m["seed"]): m for _, _, m, _ in items}
         envs = [e for _, _, _, e in items]
-        manifest_file = f"dataset_manifest_{game}.json"
         row_commits = sorted({e["commit"] for e in envs})
         calls = {c: dt_runs.get(c, {}) for c in row_commits}
         # how many runs shared the GPU: from gpu_calls.json, else the runs launched from the same commit
         sharing = sorted({calls[c].get("runs_sharing_gpu", commits[c]) for c in row_commits})
+        lens = lengths[(game, dataset)]
+        common = min(lens) if len(lens) > 1 else None  # only when the runs stopped at different epochs
+        episodes_final = sorted({m.get("episodes_final_evaluation", m["episodes_per_eval"]) for m in seeds.values()})
+        separate = all(m.get("final_evaluation") for m in seeds.values())
+        hashes = sorted({json.dumps(e.get("data_sha256_actions_rewards"), sort_keys=True) for e in envs})
         row = {
-            "game": game, "head": head, "num_frequencies": n, "n_seeds": len(seeds), "seeds": sorted(map(int, seeds)),
+            "game": game, "dataset": dataset, "head": head, "num_frequencies": n, "n_seeds": len(seeds),
+            "seeds": sorted(map(int, seeds)),
             "normalized_return_final": stats({s: m["normalized_return_final"] for s, m in seeds.items()}),
             "normalized_return_best": stats({s: m["normalized_return_best"] for s, m in seeds.items()}),
+            "episodes_final_evaluation": episodes_final[0] if len(episodes_final) == 1 else episodes_final,
+            "final_evaluation": ("a separate evaluation after the last epoch (env seeds seed + 1000 + i)" if separate
+                                 else "the last epoch's evaluation"),
+            "normalized_return_last_epoch": stats({s: m.get("normalized_return_last_epoch", m["history"][-1]["normalized_return"])
+                                                   for s, m in seeds.items()}),
+            "data_per_state_entropy_nats": None, "data_return_max": None,  # attach_data fills them
             "smoothness": stats({s: m["smoothness"] for s, m in seeds.items()}),
             "return_final": stats({s: m["return_final"] for s, m in seeds.items()}),
             "return_best": stats({s: m["return_best"] for s, m in seeds.items()}),
@@ -138,8 +249,15 @@ def summarize(done, results: Path, runs: Path, dt_runs: dict | None = None):
                            "gpu_calls_used": {c: calls[c].get("calls", []) for c in row_commits},
                            "wall_seconds": {s: m["wall_seconds"] for s, m in seeds.items()},
                            "runs_concurrent_on_one_gpu": sharing[0] if len(sharing) == 1 else sharing,
-                           "dataset_manifest": manifest_file, "gpu_calls": "gpu_calls.json"},
+                           "data_sha256_actions_rewards_of_runs": [json.loads(h) for h in hashes],
+                           "gpu_calls": "gpu_calls.json"},
         }
+        if all("train_ce" in m["history"][-1] for m in seeds.values()):  # the loss's two terms, last epoch
+            row["train_ce_final"] = stats({s: m["history"][-1]["train_ce"] for s, m in seeds.items()})
+            row["train_regularization_final"] = stats({s: m["history"][-1]["train_regularization"] for s, m in seeds.items()})
+        if separate:
+            row["smoothness_final_evaluation"] = stats({s: m["final_evaluation"]["smoothness_mean"] for s, m in seeds.items()})
+            row["eval_cut_short_episodes"] += int(sum(m["final_evaluation"]["cut_short"] for m in seeds.values()))
         if "123" in seeds:  # the paper's smoothness: all rollout PMFs of seed 123
             row["smoothness_seed123_over_pmfs"] = pooled_smoothness(seeds["123"]["history"])
         if common is not None:
@@ -147,71 +265,196 @@ def summarize(done, results: Path, runs: Path, dt_runs: dict | None = None):
         if (game, head, n) in PAPER:
             row["paper"] = PAPER[(game, head, n)]
         rows.append(row)
-        # the final-epoch PMF trace of the first seed, for the PMF figure
+        # the last epoch's PMF trace of the first seed, for the PMF figure
         run = items[0][0]
         last = run / f"pmf_trace_epoch{len(items[0][2]['history'])}.npz"
         if last.exists():
             (results / "pmf_traces").mkdir(parents=True, exist_ok=True)
-            shutil.copy(last, results / "pmf_traces" / f"{game}_{head}{n or ''}_seed{items[0][2]['seed']}.npz")
+            shutil.copy(last, results / "pmf_traces" / trace_name(game, dataset, head, n, items[0][2]["seed"]))
     return rows
 
+
+def row_order(game, dataset, head, n):
+    return (game, list(DATASETS).index(dataset) if dataset in DATASETS else 99, head != "linear", n)
+
+
+def upgrade_row(row: dict) -> dict:
+    """A row of an older summary.json in this schema (numbers unchanged): the ppo-sampled rows predate the
+    dataset field and the separate final evaluation (their final return is the last epoch's, 10 episodes)."""
+    row = {"game": row["game"], "dataset": row.get("dataset", LEGACY_DATASET), **row}
+    if "episodes_final_evaluation" not in row:
+        row["episodes_final_evaluation"] = row["episodes_per_evaluation"]
+        row["final_evaluation"] = "the last epoch's evaluation (these runs predate the separate final evaluation)"
+        row["normalized_return_last_epoch"] = row["normalized_return_final"]
+    row.setdefault("data_per_state_entropy_nats", None)
+    row.setdefault("data_return_max", None)
+    row["carried_over"] = CARRIED
+    return row
+
+
+# ---- the data behind each row ---------------------------------------------------------------------
+
+def manifest_name(game: str, dataset: str) -> str:
+    return f"dataset_manifest_{game}.json" if dataset == LEGACY_DATASET else f"dataset_manifest_{game}_{dataset}.json"
+
+
+def data_info(results: Path, data_root: Path, game: str, dataset: str) -> dict:
+    """Copies the dataset's manifest.json and diagnostics.json (when built here) into results/ and reads them."""
+    src = data_root / Path(DATASETS[dataset]["data"].format(game=game)).relative_to("data")
+    names = {"manifest.json": manifest_name(game, dataset), "diagnostics.json": f"diagnostics_{game}_{dataset}.json"}
+    for name, target in names.items():
+        if (src / name).exists() and json.loads((src / name).read_text()).get("dataset", LEGACY_DATASET) == dataset:
+            shutil.copy(src / name, results / target)
+    info = {"manifest_file": names["manifest.json"], "diagnostics_file": names["diagnostics.json"]}
+    for key, target in (("manifest", names["manifest.json"]), ("diagnostics", names["diagnostics.json"])):
+        info[key] = json.loads((results / target).read_text()) if (results / target).exists() else None
+    info["manifest_sha256"] = (hashlib.sha256((results / names["manifest.json"]).read_bytes()).hexdigest()
+                               if info["manifest"] else None)
+    return info
+
+
+def attach_data(row: dict, info: dict) -> None:
+    m, d = info["manifest"], info["diagnostics"]
+    row["data_return_max"] = m["splits"]["train"]["returns"]["max"] if m else None
+    if d:
+        row["data_per_state_entropy_nats"] = d["data_per_state_entropy_nats"]
+        row["data_diagnostics"] = info["diagnostics_file"]
+        row.pop("data_per_state_entropy_note", None)
+    else:
+        row["data_per_state_entropy_nats"] = None
+        row["data_per_state_entropy_note"] = ENTROPY_NOTE.format(dataset=row["dataset"])
+    prov = row["provenance"]
+    prov["dataset_manifest"] = info["manifest_file"] if m else None
+    prov["dataset_manifest_sha256"] = info["manifest_sha256"]
+    manifest_hashes = {k: v["sha256_actions_rewards"] for k, v in m["splits"].items()} if m else None
+    prov["data_sha256_actions_rewards"] = manifest_hashes
+    runs = prov.get("data_sha256_actions_rewards_of_runs")
+    if runs is None or manifest_hashes is None or runs == [None]:
+        prov["data_hashes_match_runs"] = None  # not recorded (the runs predate it) or no manifest
+    else:
+        prov["data_hashes_match_runs"] = runs == [manifest_hashes]
+
+
+# ---- tables ---------------------------------------------------------------------------------------
 
 def windows(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
 
 
+def name_of(r) -> str:
+    return "Linear" if r["head"] == "linear" else f"Fourier-{r['num_frequencies']}"
+
+
+def ms(s, digits=2) -> str:
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
 def common_table(rows) -> str:
-    """Every head after the last epoch all runs finished; empty when every run finished the same epochs."""
-    if "at_common_epoch" not in rows[0]:
+    """Every head after the last epoch all runs of its dataset finished; empty when all finished the same."""
+    rows = [r for r in rows if "at_common_epoch" in r]
+    if not rows:
         return ""
-    k = rows[0]["at_common_epoch"]["epoch"]
-    lines = [f"| game | head | seeds | normalized return, epoch {k} | normalized return, best of epochs 1–{k} | "
-             f"smoothness, epochs 1–{k} (seed 123, over PMFs) | test loss, epoch {k} |", "|---|---|---|---|---|---|---|"]
+    lines = ["| game | data | head | seeds | after epoch | normalized return, that epoch | normalized return, best up to it | "
+             "smoothness up to it (seed 123, over PMFs) | test loss, that epoch |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        name = "Linear" if r["head"] == "linear" else f"Fourier-{r['num_frequencies']}"
         c = r["at_common_epoch"]
-        f, b, t, sm = c["normalized_return"], c["normalized_return_best"], c["test_loss"], c.get("smoothness_seed123_over_pmfs")
-        lines.append(f"| {r['game']} | {name} | {r['n_seeds']} | {f['mean']:.2f} ± {f['std']:.2f} | {b['mean']:.2f} ± {b['std']:.2f} | "
-                     + (f"{sm['mean']:.3f} ± {sm['std']:.3f}" if sm else "–") + f" | {t['mean']:.3f} ± {t['std']:.3f} |")
+        sm = c.get("smoothness_seed123_over_pmfs")
+        lines.append(f"| {r['game']} | {r['dataset']} | {name_of(r)} | {r['n_seeds']} | {c['epoch']} | {ms(c['normalized_return'])} | "
+                     f"{ms(c['normalized_return_best'])} | " + (ms(sm, 3) if sm else "–") + f" | {ms(c['test_loss'], 3)} |")
     return "\n".join(lines)
 
 
 def table(rows) -> str:
-    lines = ["| game | head | seeds | epochs done | windows seen per run | normalized return, final epoch | normalized return, best epoch | smoothness "
-             "(seed 123, over PMFs) | paper: normalized return | paper: smoothness |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| game | data | head | seeds | epochs done | windows seen per run | normalized return, final (episodes) | "
+             "normalized return, best epoch | smoothness (seed 123, over PMFs) | paper: normalized return | paper: smoothness |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        name = "Linear" if r["head"] == "linear" else f"Fourier-{r['num_frequencies']}"
         f, b = r["normalized_return_final"], r["normalized_return_best"]
         sm = r.get("smoothness_seed123_over_pmfs")
         p = r.get("paper")
         ep = sorted(set(r["epochs_finished"].values()))
         seen = sorted({windows(v) for v in r["train_samples_seen"].values()})
-        lines.append(f"| {r['game']} | {name} | {r['n_seeds']} | {'/'.join(map(str, ep))} of {r['epochs_planned']} | "
-                     f"{'–'.join(seen)} | {f['mean']:.2f} ± {f['std']:.2f} | "
-                     f"{b['mean']:.2f} ± {b['std']:.2f} | "
-                     + (f"{sm['mean']:.3f} ± {sm['std']:.3f}" if sm else "–") + " | "
+        lines.append(f"| {r['game']} | {r['dataset']} | {name_of(r)} | {r['n_seeds']} | {'/'.join(map(str, ep))} of "
+                     f"{r['epochs_planned']} | {'–'.join(seen)} | {ms(f)} ({r['episodes_final_evaluation']}) | {ms(b)} | "
+                     + (ms(sm, 3) if sm else "–") + " | "
                      + (f"{p['normalized_return'][0]:.2f} ± {p['normalized_return'][1]:.2f} | "
                         f"{p['smoothness'][0]:.2f} ± {p['smoothness'][1]:.2f} |" if p else "– | – |"))
     return "\n".join(lines)
 
 
-def data_table(manifest: dict) -> str:
+def paired_table(rows) -> str:
+    def cell(s):
+        if s is None or not s["n_pairs"]:
+            return "–"
+        signed = lambda v: f"{v:+.2f}".replace("-0.00", "+0.00")  # noqa: E731
+        lo, hi = s["bootstrap_95"]
+        p = f"{s['p_value']:.2f}" if s["p_value"] is not None else "–"
+        return f"{signed(s['mean_difference'])} [{signed(lo)}, {signed(hi)}], p = {p}"
+    lines = ["| game | data | Fourier − linear | seeds paired | final: mean difference [bootstrap 95%], paired t-test p | "
+             "best epoch: mean difference [bootstrap 95%], paired t-test p | paper: difference of means |",
+             "|---|---|---|---|---|---|---|"]
+    lin_paper = PAPER.get(("Seaquest", "linear", 0))
+    for r in rows:
+        pv = r.get("paired_vs_linear")
+        if not pv:
+            continue
+        p = r.get("paper")
+        paper = f"{p['normalized_return'][0] - lin_paper['normalized_return'][0]:+.2f}" if p and r["game"] == "Seaquest" else "–"
+        lines.append(f"| {r['game']} | {r['dataset']} | {name_of(r)} | {pv['final']['n_pairs']} | {cell(pv['final'])} | "
+                     f"{cell(pv['best'])} | {paper} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def data_table(manifest: dict, per_policy: bool = True) -> str:
     lines = ["| split | transitions | episodes | return mean ± std | min | median | max | episode length (mean) |",
              "|---|---|---|---|---|---|---|---|"]
     for split, s in manifest["splits"].items():
         r = s["returns"]
         lines.append(f"| {split} | {s['transitions']:,} | {r['episodes']} | {r['mean']:.0f} ± {r['std']:.0f} | "
                      f"{r['min']:.0f} | {r['q50']:.0f} | {r['max']:.0f} | {s['episode_lengths']['mean']:.0f} |")
-    lines += ["", "| policy snapshot | PPO agent steps | train transitions | return mean ± std (train) |", "|---|---|---|---|"]
-    for p in manifest["splits"]["train"]["per_policy"]:
-        lines.append(f"| {p['file']} | {p.get('agent_steps', '–'):,} | {p['transitions']:,} | "
-                     f"{p['returns']['mean']:.0f} ± {p['returns']['std']:.0f} |")
+    if per_policy:
+        lines += ["", "| policy snapshot | PPO agent steps | train transitions | return mean ± std (train) |", "|---|---|---|---|"]
+        for p in manifest["splits"]["train"]["per_policy"]:
+            lines.append(f"| {p['file']} | {p.get('agent_steps', '–'):,} | {p['transitions']:,} | "
+                         f"{p['returns']['mean']:.0f} ± {p['returns']['std']:.0f} |")
     return "\n".join(lines)
 
 
-def throughput_table(rows, manifest, timing) -> str:
+def diagnostics_table(manifest: dict | None, diag: dict | None, dataset: str) -> str:
+    """The dqn-replay-like data block: splits and the diagnostics (or what is missing)."""
+    if not manifest:
+        return f"(not built yet: `python make_dataset.py --dataset {dataset}` then `python diagnostics.py --dataset {dataset}`)"
+    text = data_table(manifest, per_policy=False)
+    if diag:
+        d = diag.get("disagreement", {})
+        c = diag.get("check", {})
+        text += ("\n\n| per-state entropy of the logging policies | mixture entropy (same states) | pairwise Jensen-Shannon "
+                 "(mean) | greedy actions agree (pairs of snapshots) | train episodes >= target return | best train return "
+                 "(target) | check |\n|---|---|---|---|---|---|---|\n"
+                 f"| {diag['data_per_state_entropy_nats']:.3f} nats (uniform: {diag['uniform_entropy_nats']:.2f}) | "
+                 f"{d.get('mixture_entropy_nats', float('nan')):.3f} nats | {d.get('pairwise_js_mean_nats', float('nan')):.3f} nats | "
+                 f"{100 * d.get('greedy_agreement_pairwise_mean', float('nan')):.0f}% | "
+                 f"{100 * diag['train_episodes_at_or_above_target']:.1f}% | {diag['data_return_max']:.0f} "
+                 f"({diag['target_return']:.0f}) | {'passed' if c.get('passed') else 'refused: ' + '; '.join(c.get('reasons', []))} |")
+    else:
+        text += f"\n\n(no diagnostics.json yet: `python diagnostics.py --dataset {dataset}`)"
+    return text
+
+
+def pqn_row(curve: dict) -> str:
+    s = curve["sessions"]
+    steps = sum(x["end_agent_steps"] - x["start_agent_steps"] for x in s)
+    wall = sum(x["wall_seconds"] for x in s)
+    env = s[-1]["env"]
+    c = curve["config"]
+    return (f"| PQN agent (training, {c['num_envs']} envs + {c['eval_envs']} evaluation envs, sticky actions {c['sticky']}, "
+            f"GPU updates; {len(s)} session{'s' if len(s) > 1 else ''}) | {steps / wall:,.0f} agent steps/s "
+            f"({4 * steps / wall:,.0f} frames/s); {steps:,} steps in {wall:.0f} s | {env['gpu']}, {env['cpu_count']} CPU cores |")
+
+
+def throughput_table(rows, manifests: dict, timing, curves: dict | None = None) -> str:
     lines = ["| stage | measured | where |", "|---|---|---|"]
+    manifest = manifests.get(LEGACY_DATASET)
     agent = manifest.get("agent") if manifest else None
     if agent:
         lines.append(f"| PPO agent (training, {agent['config']['num_envs']} envs, GPU updates) | "
@@ -224,8 +467,20 @@ def throughput_table(rows, manifest, timing) -> str:
                      f"{t['kept_transitions_per_second']:,.0f} kept transitions/s; "
                      f"{sum(s['transitions'] for s in manifest['splits'].values()):,} transitions in {manifest['wall_seconds']:.0f} s | "
                      f"{manifest['env']['gpu']}, {manifest['env']['cpu_count']} CPU cores |")
+    for curve in (curves or {}).values():
+        lines.append(pqn_row(curve))
+    for dataset, m in manifests.items():
+        if dataset == LEGACY_DATASET or not m:
+            continue
+        t = m["throughput"]
+        lines.append(f"| dataset generation, {dataset} ({len(m['policies'])} snapshots, {t['workers']} workers x "
+                     f"{t['envs_per_worker']} envs) | {t['kept_transitions_per_second']:,.0f} kept transitions/s; "
+                     f"{sum(s['transitions'] for s in m['splits'].values()):,} transitions in {m['wall_seconds']:.0f} s | "
+                     f"{m['env']['gpu']}, {m['env']['cpu_count']} CPU cores |")
     for r in rows:
         name = "linear" if r["head"] == "linear" else f"Fourier-{r['num_frequencies']}"
+        if r["dataset"] != LEGACY_DATASET:
+            name = f"{name} on {r['dataset']}"
         v = r["train_samples_per_second_per_run"]
         pv = r["provenance"]
         calls = ", ".join(c for cs in pv.get("gpu_calls_used", {}).values() for c in cs)
@@ -247,50 +502,73 @@ def replace_block(text: str, name: str, body: str) -> str:
     return text[:a] + "\n" + body + "\n" + text[b:]
 
 
+# ---- main -----------------------------------------------------------------------------------------
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", default=str(HERE / "runs"))
     p.add_argument("--results", default=str(HERE / "results"))
-    p.add_argument("--data", default=str(HERE / "data"), help="where make_dataset.py wrote <game>/manifest.json")
+    p.add_argument("--data", default=str(HERE / "data"), help="make_dataset.py's data root (<game>/, dqn-replay-like/<game>/)")
+    p.add_argument("--snapshots", default=str(HERE / "snapshots/pqn"), help="PQN runs' curve.json (<game>/curve.json)")
+    p.add_argument("--readme", default=str(HERE / "README.md"))
     p.add_argument("--update-readme", action="store_true")
     args = p.parse_args(argv)
     runs, results = Path(args.runs), Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     done, incomplete = collect(runs)
-    if not done:
-        raise SystemExit(f"no finished runs (metrics.json) under {runs}")
+    previous_file = results / "summary.json"
+    previous = json.loads(previous_file.read_text()) if previous_file.exists() else {"rows": []}
     calls_file = results / "gpu_calls.json"
     dt_runs = json.loads(calls_file.read_text()).get("dt_runs", {}) if calls_file.exists() else {}
     rows = summarize(done, results, runs, dt_runs)
-    manifests = {}
-    for game in {r["game"] for r in rows}:
-        src = Path(args.data) / game / "manifest.json"
-        dst = results / f"dataset_manifest_{game}.json"
-        if src.exists():
-            shutil.copy(src, dst)
-        if dst.exists():
-            manifests[game] = json.loads(dst.read_text())
+    here = {(r["game"], r["dataset"]) for r in rows}
+    carried = [upgrade_row(r) for r in previous["rows"] if (r["game"], r.get("dataset", LEGACY_DATASET)) not in here]
+    dropped = {(r["game"], r.get("dataset", LEGACY_DATASET)) for r in previous["rows"]} & here
+    if dropped:
+        print(f"rows of {sorted(dropped)} recomputed from the run folders (the earlier summary's rows replaced)")
+    rows = sorted(rows + carried, key=lambda r: row_order(r["game"], r["dataset"], r["head"], r["num_frequencies"]))
+    if not rows:
+        raise SystemExit(f"no finished runs (metrics.json) under {runs} and no rows in {previous_file}")
+    infos = {(g, d): data_info(results, Path(args.data), g, d) for g, d in {(r["game"], r["dataset"]) for r in rows}}
+    for r in rows:
+        attach_data(r, infos[(r["game"], r["dataset"])])
+    paired_vs_linear(rows)
     curves = {}
     for key, items in done.items():
-        name = "linear" if key[1] == "linear" else f"fourier{key[2]}"
-        curves[f"{key[0]}/{name}"] = {str(m["seed"]): [h["normalized_return"] for h in m["history"]] for _, _, m, _ in items}
-    summary = {"rows": rows, "incomplete_runs": incomplete, "normalized_return_per_epoch": curves}
-    (results / "summary.json").write_text(json.dumps(summary, indent=1))
-    tab = table(rows)
-    ctab = common_table(rows)
-    both = tab + ("\n\n" + ctab if ctab else "")
-    (results / "table.md").write_text(both + "\n")
-    print(both)
+        curves[f"{key[0]}/{key[1]}/{head_label(key[2], key[3])}"] = {
+            str(m["seed"]): [h["normalized_return"] for h in m["history"]] for _, _, m, _ in items}
+    for k, v in previous.get("normalized_return_per_epoch", {}).items():
+        parts = k.split("/")
+        k = "/".join([parts[0], LEGACY_DATASET, parts[1]]) if len(parts) == 2 else k
+        if (parts[0], k.split("/")[1]) not in here:
+            curves.setdefault(k, v)
+    summary = {"rows": rows, "incomplete_runs": incomplete, "normalized_return_per_epoch": dict(sorted(curves.items()))}
+    write_json(results / "summary.json", summary)
+    tab, ptab, ctab = table(rows), paired_table(rows), common_table(rows)
+    text = "\n\n".join(t for t in (tab, ptab, ctab) if t)
+    (results / "table.md").write_text(text + "\n")
+    print(text)
     if args.update_readme:
-        readme = HERE / "README.md"
-        text = replace_block(readme.read_text(), "results", tab)
-        text = replace_block(text, "results_common", ctab)
-        if "Seaquest" in manifests:
-            text = replace_block(text, "data", data_table(manifests["Seaquest"]))
+        readme = Path(args.readme)
+        out = replace_block(readme.read_text(), "results", "\n\n".join(t for t in (tab, ptab) if t))
+        out = replace_block(out, "results_common", ctab)
+        manifests = {d: infos[(g, d)]["manifest"] for g, d in infos if g == "Seaquest"}
+        for d in DATASETS:  # a dataset without runs yet: its manifest when built
+            if d not in manifests and (results / manifest_name("Seaquest", d)).exists():
+                manifests[d] = json.loads((results / manifest_name("Seaquest", d)).read_text())
+        if manifests.get(LEGACY_DATASET):
+            out = replace_block(out, "data", data_table(manifests[LEGACY_DATASET]))
+        diag_file = results / "diagnostics_Seaquest_dqn-replay-like.json"
+        out = replace_block(out, "data_dqn", diagnostics_table(
+            manifests.get("dqn-replay-like"), json.loads(diag_file.read_text()) if diag_file.exists() else None,
+            "dqn-replay-like"))
         timing_file = results / "dt_timing_call1.json"
         timing = json.loads(timing_file.read_text()) if timing_file.exists() else None
-        text = replace_block(text, "throughput", throughput_table(rows, manifests.get("Seaquest"), timing))
-        readme.write_text(text)
+        curve_files = sorted(Path(args.snapshots).glob("*/curve.json"))
+        curves_pqn = {f.parent.name: json.loads(f.read_text()) for f in curve_files}
+        out = replace_block(out, "throughput", throughput_table(
+            [r for r in rows if r["game"] == "Seaquest"], {d: m for d, m in manifests.items() if m}, timing, curves_pqn))
+        readme.write_text(out)
 
 
 if __name__ == "__main__":

@@ -116,8 +116,13 @@ class DecisionTransformer(nn.Module):
 
     def loss(self, logits, targets):
         """Cross-entropy (+ the Fourier regulariser from the last forward; the reference forgot it)."""
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
-        return loss + regularization_loss(self)
+        ce, reg = self.loss_terms(logits, targets)
+        return ce + reg
+
+    def loss_terms(self, logits, targets):
+        """(cross-entropy, Fourier regulariser of the last forward; zero for the linear head), logged apart."""
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+        return ce, regularization_loss(self)
 
     def optim_groups(self, weight_decay: float):
         """Weight decay on the matmul weights (Linear, Conv2d, the Fourier head's linear) only."""

@@ -3,11 +3,15 @@
     python plot.py                                        # results/ -> figures/
     python plot.py --results runs/quick/results --figures runs/quick/figures
 
-figures/<game>_vs_frequencies.png  normalized return (final and best epoch) and smoothness vs N, with the
-                                   linear baseline as a band (mean ± std over seeds), paper values dashed
-figures/<game>_pmfs.png            next-action PMFs from rollouts, linear vs Fourier, joystick tick labels
-figures/<game>_per_epoch.png       normalized return after each epoch, every seed
-figures/<game>_data_returns.png    returns of the dataset episodes per policy snapshot
+figures/<game>[_<dataset>]_vs_frequencies.png  normalized return (final and best epoch) and smoothness vs
+                                   N, with the linear baseline as a band (mean ± std over seeds), paper values
+figures/<game>[_<dataset>]_pmfs.png  next-action PMFs from rollouts, linear vs Fourier, joystick tick labels
+figures/<game>[_<dataset>]_per_epoch.png  normalized return after each epoch, every seed
+figures/<game>_data_returns.png    returns of the ppo-sampled episodes per policy snapshot
+figures/<game>_pqn_curve.png       the PQN agent's learning curve (snapshots/pqn/<game>/curve.json): training
+                                   and epsilon-0.01 evaluation returns, the snapshots the data uses, the target
+The dataset suffix is left out for ppo-sampled (the first figures' names); the dqn-replay-like data figure
+(<game>_dqn-replay-like_data.png) is diagnostics.py's.
 """
 
 import argparse
@@ -20,6 +24,11 @@ import plot_style
 from atari import JOYSTICK_NAMES
 
 HERE = Path(__file__).resolve().parent
+LEGACY_DATASET = "ppo-sampled"  # as train.LEGACY_DATASET (not imported: plotting needs no torch)
+
+
+def stem(game: str, dataset: str) -> str:
+    return game if dataset == LEGACY_DATASET else f"{game}_{dataset}"
 # short joystick labels: arrows for the directions, "F" for fire
 ARROWS = {"NOOP": "·", "LEFT": "←", "UPLEFT": "↖", "UP": "↑", "UPRIGHT": "↗", "RIGHT": "→", "DOWNRIGHT": "↘",
           "DOWN": "↓", "DOWNLEFT": "↙", "FIRE": "F"}
@@ -31,8 +40,9 @@ def tick_label(name: str) -> str:
     return ARROWS[name]
 
 
-def vs_frequencies(rows, game, figures):
+def vs_frequencies(rows, game, figures, dataset=LEGACY_DATASET):
     import matplotlib.pyplot as plt
+    rows = [r for r in rows if r.get("dataset", LEGACY_DATASET) == dataset]
     lin = [r for r in rows if r["game"] == game and r["head"] == "linear"]
     four = sorted([r for r in rows if r["game"] == game and r["head"] == "fourier"], key=lambda r: r["num_frequencies"])
     if not four:
@@ -60,19 +70,22 @@ def vs_frequencies(rows, game, figures):
         ax.set_ylabel(label)
         ax.set_xticks(n)
     seeds = four[0]["n_seeds"]
-    axes[0].set_title(f"{game}: normalized return ({seeds} seeds)")
-    axes[1].set_title(f"{game}: smoothness of rollout PMFs")
+    axes[0].set_title(f"{game}, {dataset}: normalized return ({seeds} seeds)")
+    axes[1].set_title(f"{game}, {dataset}: smoothness of rollout PMFs")
     axes[0].legend(fontsize=7)
-    plot_style.save(fig, figures / f"{game}_vs_frequencies.png")
+    plot_style.save(fig, figures / f"{stem(game, dataset)}_vs_frequencies.png")
 
 
-def pmfs(results, game, figures, steps=(0, 50, 100, 200)):
+def pmfs(results, game, figures, steps=(0, 50, 100, 200), dataset=LEGACY_DATASET):
     import matplotlib.pyplot as plt
-    traces = sorted((results / "pmf_traces").glob(f"{game}_*.npz"))
+    # <stem>_<head>_seed<k>.npz, the stem without dataset for ppo-sampled
+    traces = sorted(t for t in (results / "pmf_traces").glob(f"{stem(game, dataset)}_*.npz")
+                    if len(t.stem[len(stem(game, dataset)) + 1:].split("_")) == 2)
     if not traces:
         return
-    fourier = sorted((t for t in traces if "_fourier" in t.name), key=lambda t: int(t.stem.split("_")[1][7:]))
-    chosen = [t for t in traces if "_linear" in t.name][:1] + fourier
+    head_of = lambda t: t.stem[len(stem(game, dataset)) + 1:].split("_")[0]  # noqa: E731
+    fourier = sorted((t for t in traces if head_of(t).startswith("fourier")), key=lambda t: int(head_of(t)[7:]))
+    chosen = [t for t in traces if head_of(t) == "linear"][:1] + fourier
     labels = [tick_label(nm) for nm in JOYSTICK_NAMES]
     usable = [s for s in steps if all(len(np.load(t)["pmf"]) > s for t in chosen)]
     if not usable:
@@ -81,7 +94,7 @@ def pmfs(results, game, figures, steps=(0, 50, 100, 200)):
                              constrained_layout=True)
     for j, t in enumerate(chosen):
         d = np.load(t)
-        name = t.stem.split("_")[1]
+        name = head_of(t)
         color = plot_style.COLORS["linear" if name == "linear" else "fourier"]
         for i, s in enumerate(usable):
             ax = axes[i, j]
@@ -93,14 +106,19 @@ def pmfs(results, game, figures, steps=(0, 50, 100, 200)):
                 ax.set_title(("Linear" if name == "linear" else f"Fourier-{name[7:]}") + " head", fontsize=10)
             if j == 0:
                 ax.set_ylabel(f"step {s}", fontsize=9)
-    fig.suptitle(f"{game}: next-action PMFs during a rollout (last evaluated epoch, seed 123; green dot: the sampled action)",
-                 fontsize=10)
-    plot_style.save(fig, figures / f"{game}_pmfs.png")
+    fig.suptitle(f"{game}, {dataset}: next-action PMFs during a rollout (last evaluated epoch, seed 123; green dot: "
+                 "the sampled action)", fontsize=10)
+    plot_style.save(fig, figures / f"{stem(game, dataset)}_pmfs.png")
 
 
-def per_epoch(summary, game, figures):
+def per_epoch(summary, game, figures, dataset=LEGACY_DATASET):
     import matplotlib.pyplot as plt
-    curves = {k.split("/")[1]: v for k, v in summary["normalized_return_per_epoch"].items() if k.startswith(game + "/")}
+    curves = {}
+    for k, v in summary["normalized_return_per_epoch"].items():  # <game>/<dataset>/<head> (older: <game>/<head>)
+        parts = k.split("/")
+        parts = parts if len(parts) == 3 else [parts[0], LEGACY_DATASET, parts[1]]
+        if parts[:2] == [game, dataset]:
+            curves[parts[2]] = v
     if not curves:
         return
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
@@ -113,9 +131,9 @@ def per_epoch(summary, game, figures):
     ax.set_xticks(range(1, 1 + max(len(ys) for seeds in curves.values() for ys in seeds.values())))
     ax.set_xlabel("epoch")
     ax.set_ylabel("normalized return (×100)")
-    ax.set_title(f"{game}: return after each epoch (10 episodes each)")
+    ax.set_title(f"{game}, {dataset}: return after each epoch (10 episodes each)")
     ax.legend(fontsize=8)
-    plot_style.save(fig, figures / f"{game}_per_epoch.png")
+    plot_style.save(fig, figures / f"{stem(game, dataset)}_per_epoch.png")
 
 
 def data_returns(results, game, figures):
@@ -140,19 +158,67 @@ def data_returns(results, game, figures):
     plot_style.save(fig, figures / f"{game}_data_returns.png")
 
 
+def pqn_curve(curve_file: Path, figures: Path, target_return: float | None = None):
+    """Training return (last 100 games) and epsilon-0.01 evaluation return (last 16 games, never learned from)
+    against agent steps (frames on top), every evaluation game as a dot, the snapshots saved (ticks: all; the
+    committed ones, which the dqn-replay-like data replays, filled), the target return dashed."""
+    import matplotlib.pyplot as plt
+    c = json.loads(Path(curve_file).read_text())
+    game = c["config"]["game"]
+    rows = c["rows"]
+    x = np.array([r["agent_steps"] for r in rows]) / 1e6
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    ev = np.array(c["eval_episodes"], dtype=np.float64).reshape(-1, 3)
+    if len(ev):
+        ax.plot(ev[:, 0] / 1e6, ev[:, 1], ".", color=plot_style.COLORS["fourier"], ms=2.5, alpha=0.35,
+                label="evaluation game (epsilon 0.01)")
+    train = [r["train_return_last100"] for r in rows]
+    evals = [np.nan if r["eval_return_last16"] is None else r["eval_return_last16"] for r in rows]
+    ax.plot(x, train, "-", color=plot_style.COLORS["regression"], lw=1.5,
+            label=f"training return, last 100 games (epsilon {c['config']['eps_end']} after the decay)")
+    ax.plot(x, evals, "-", color=plot_style.COLORS["fourier"], lw=1.5, label="evaluation return, last 16 games (epsilon 0.01)")
+    if target_return:
+        ax.axhline(target_return, color="k", ls="--", lw=1, label=f"DT target return {target_return:.0f}")
+    committed = {p.name for p in Path(curve_file).parent.glob("policy_*.pt")}
+    snaps = c["snapshots"]
+    used = [s["agent_steps"] / 1e6 for s in snaps if s["file"] in committed]
+    other = [s["agent_steps"] / 1e6 for s in snaps if s["file"] not in committed]
+    ymin = ax.get_ylim()[0]
+    ax.plot(used, [ymin] * len(used), "|", color="k", ms=10, mew=1.2, clip_on=False,
+            label=f"snapshots replayed by the data ({len(used)})")
+    if other:
+        ax.plot(other, [ymin] * len(other), "|", color="#bbbbbb", ms=10, mew=1.2, clip_on=False,
+                label=f"snapshots not kept ({len(other)})")
+    ax.set_ylim(bottom=ymin)
+    ax.set_xlabel("agent steps (millions)")
+    ax.set_ylabel("episode return")
+    top = ax.secondary_xaxis("top", functions=(lambda s: 4 * s, lambda f: f / 4))
+    top.set_xlabel("frames (millions; frame skip 4)")
+    last = rows[-1]
+    ax.set_title(f"{game}: PQN agent, sticky actions {c['config']['sticky']} ({last['agent_steps'] / 1e6:.1f}M steps)")
+    ax.legend(fontsize=7, loc="upper left")
+    return plot_style.save(fig, figures / f"{game}_pqn_curve.png")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default=str(HERE / "results"))
     p.add_argument("--figures", default=str(HERE / "figures"))
+    p.add_argument("--snapshots", default=str(HERE / "snapshots/pqn"), help="PQN runs: <game>/curve.json")
     args = p.parse_args(argv)
     results, figures = Path(args.results), Path(args.figures)
     summary = json.loads((results / "summary.json").read_text())
     plot_style.use()
     for game in sorted({r["game"] for r in summary["rows"]}):
-        vs_frequencies(summary["rows"], game, figures)
-        pmfs(results, game, figures)
-        per_epoch(summary, game, figures)
+        for dataset in sorted({r.get("dataset", LEGACY_DATASET) for r in summary["rows"] if r["game"] == game}):
+            vs_frequencies(summary["rows"], game, figures, dataset)
+            pmfs(results, game, figures, dataset=dataset)
+            per_epoch(summary, game, figures, dataset)
         data_returns(results, game, figures)
+    from atari import GAMES
+    for curve in sorted(Path(args.snapshots).glob("*/curve.json")):
+        game = curve.parent.name
+        pqn_curve(curve, figures, GAMES[game]["target_return"] if game in GAMES else None)
     print(f"figures in {figures}")
 
 

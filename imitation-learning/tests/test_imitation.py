@@ -186,6 +186,15 @@ def test_cpu_smoke_run(tmp_path):
         m = json.loads((out / "metrics.json").read_text())
         assert m["episodes_per_eval"] == 1 and len(m["history"]) == 1
         assert np.isfinite(m["history"][0]["train_loss"]) and 0 <= m["smoothness"] < 2
+        # the final evaluation (quick: 2 episodes) gives the final return; the loss is logged in its two terms
+        fe = m["final_evaluation"]
+        assert m["episodes_final_evaluation"] == 2 and len(fe["returns"]) == len(fe["lengths"]) == 2
+        assert m["normalized_return_final"] == fe["normalized_return"] and m["dataset"] == "ppo-sampled"
+        h = m["history"][0]
+        assert h["train_loss"] == pytest.approx(h["train_ce"] + h["train_regularization"], rel=1e-5)
+        assert (h["train_regularization"] > 0) == (head[1] == "fourier")
+        env = json.loads((out / "env.json").read_text())
+        assert env["data_sha256_actions_rewards"]["train"] == manifest["splits"]["train"]["sha256_actions_rewards"]
 
 
 # ---- aggregation ----------------------------------------------------------------------------------------
