@@ -5,12 +5,17 @@ comparison, the example PMFs of Figure 2, and the README table.
     python aggregate.py --update-readme       # also rewrite the table in README.md
     python aggregate.py --runs runs/quick --results runs/quick/results     # the smoke run's chain
 
-A "setting" is one folder of run folders, e.g. runs/standard-bin5 (the paper's labelling and split,
-written to results/summary.json) or runs/odds_evens-bin5 (-> results/summary_odds_evens-bin5.json).
+A "setting" is one folder of run folders, e.g. runs/standard-bin5 (the paper's labelling and split)
+-> results/summary_standard-bin5.json, or runs/pretrained-crepe-tiny/standard-bin5 ->
+results/summary_pretrained-crepe-tiny_standard-bin5.json. A setting whose run folders are absent but
+whose rows are in results/runs.csv is regenerated from that file (NLL yes; ECE needs the PMFs: null).
+Rows: one per (head, N), each metric as {per_seed, mean, std}; runs with a validation split also choose
+the schedule of each head and the best N there (`selection`); Fourier - linear is tested paired by seed.
 """
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -21,8 +26,17 @@ import torch
 from fourier_head import smoothness
 
 HERE = Path(__file__).resolve().parent
-METRICS = ("accuracy", "precision", "recall", "f1", "mse_class", "mse_bpm", "nll", "smoothness")
+# the metrics of every table (schema: {per_seed, mean, std}); the extra ones are kept in the summaries too
+METRICS = ("accuracy", "f1", "mse_bpm", "nll", "ece", "smoothness")
+EXTRA_METRICS = ("precision", "recall", "mse_class")
+ALL_METRICS = METRICS + EXTRA_METRICS
 MAIN_SETTING = "standard-bin5"
+HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "precision": True, "recall": True}
+
+
+def summary_name(setting: str) -> str:
+    """results/ file of a setting: summary_<setting with '/' -> '_'>.json."""
+    return f"summary_{setting.replace('/', '_')}.json"
 
 
 def collect(root: Path, skip=("quick", "pilot")) -> list[dict]:
@@ -31,7 +45,7 @@ def collect(root: Path, skip=("quick", "pilot")) -> list[dict]:
     for path in sorted(root.rglob("metrics.json")):
         run_dir = path.parent
         rel = run_dir.relative_to(root)
-        if any(part in skip for part in rel.parts):
+        if any(part in skip or (part.startswith("pilot") and "pilot" in skip) for part in rel.parts):
             continue
         cfg = json.loads((run_dir / "config.json").read_text())
         runs.append({"setting": str(rel.parents[1]), "dir": run_dir, "config": cfg,
@@ -40,87 +54,175 @@ def collect(root: Path, skip=("quick", "pilot")) -> list[dict]:
     return runs
 
 
+def runs_from_csv(path: Path, settings=None) -> list[dict]:
+    """Runs rebuilt from a committed results/runs.csv (one row per run, final test metrics; `val_*`
+    columns where the run had a validation split). Missing values (e.g. ECE of runs whose PMFs were not
+    kept) become None."""
+    runs = []
+    if not path.exists():
+        return runs
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if settings is not None and row["setting"] not in settings:
+                continue
+            num = lambda v: float(v) if v not in ("", None) else None  # noqa: E731
+            final = {m: num(row.get(m)) for m in ALL_METRICS}
+            val = {m: num(row.get(f"val_{m}")) for m in ALL_METRICS}
+            cfg = {"head": row["head"], "num_frequencies": int(row["num_frequencies"]), "seed": int(row["seed"]),
+                   "epochs": int(row["epochs"])}
+            metrics = {"final": final, "train_seconds": num(row.get("train_seconds"))}
+            if any(v is not None for v in val.values()):
+                metrics["val"] = val
+            runs.append({"setting": row["setting"], "dir": None, "config": cfg, "env": None, "metrics": metrics})
+    return runs
+
+
 def head_key(cfg: dict) -> tuple[str, int]:
     return ("linear", 0) if cfg["head"] == "linear" else ("fourier", cfg["num_frequencies"])
 
 
-def mean_std(values) -> dict:
-    v = np.asarray(values, dtype=np.float64)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+def seed_stats(per_seed: list) -> dict:
+    """{per_seed, mean, std}: std is the sample std (ddof 1); None where a value is missing."""
+    vals = np.array([v for v in per_seed if v is not None], dtype=np.float64)
+    if len(vals) < len(per_seed) or not len(vals):
+        return {"per_seed": per_seed, "mean": None, "std": None}
+    return {"per_seed": [float(v) for v in per_seed], "mean": float(vals.mean()),
+            "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0}
 
 
-def welch_p(a, b) -> float | None:
-    """Two-sided Welch t-test p-value (None without scipy or with < 2 seeds a side)."""
-    if len(a) < 2 or len(b) < 2:
+def paired_p(diffs) -> float | None:
+    """Two-sided paired t-test p-value of seed-matched differences (None with < 2 pairs or no spread)."""
+    d = np.asarray(diffs, dtype=np.float64)
+    if len(d) < 2 or np.all(d == d[0]):
         return None
-    try:
-        from scipy.stats import ttest_ind
-    except ImportError:
-        return None
-    p = float(ttest_ind(a, b, equal_var=False).pvalue)
+    from scipy.stats import ttest_1samp
+    p = float(ttest_1samp(d, 0.0).pvalue)
     return None if math.isnan(p) else p
 
 
-def summarise(runs: list[dict], root: Path, setting: str) -> dict:
+def _row(head: str, n: int, rs: list[dict]) -> dict:
+    rs = sorted(rs, key=lambda r: r["config"]["seed"])
+    row = {"head": head, "num_frequencies": n, "epochs": rs[0]["config"].get("epochs"), "n_seeds": len(rs),
+           "seeds": [r["config"]["seed"] for r in rs]}
+    for m in ALL_METRICS:
+        row[m] = seed_stats([r["metrics"]["final"].get(m) for r in rs])
+    if all("val" in r["metrics"] for r in rs):
+        row["val"] = {m: seed_stats([r["metrics"]["val"].get(m) for r in rs]) for m in METRICS}
+    return row
+
+
+def select(groups: dict) -> tuple[list[dict], dict]:
+    """One row per (head, N). With validation metrics: the schedule (epochs) of each (head, N) and the
+    best N are chosen by mean validation macro-F1; without: nothing is selected (every N is shown)."""
+    by_head = {}
+    for (head, n, epochs), rs in groups.items():
+        by_head.setdefault((head, n), []).append(_row(head, n, rs))
+    has_val = all("val" in row for rows in by_head.values() for row in rows)
+    rows, schedules = [], {}
+    for key in sorted(by_head, key=lambda k: (k[0] != "linear", k[1])):
+        cands = by_head[key]
+        if has_val:
+            best = max(cands, key=lambda r: r["val"]["f1"]["mean"])
+            schedules[f"{key[0]}-{key[1]}"] = {"epochs": best["epochs"],
+                                               "val_f1_by_epochs": {str(r["epochs"]): r["val"]["f1"]["mean"]
+                                                                    for r in cands}}
+        else:
+            if len(cands) > 1:
+                raise SystemExit(f"error: several schedules for {key} and no validation metrics to choose one")
+            best = cands[0]
+        rows.append(best)
+    fourier = [r for r in rows if r["head"] == "fourier"]
+    if has_val:
+        best_n = max(fourier, key=lambda r: r["val"]["f1"]["mean"])["num_frequencies"] if fourier else None
+        selection = {"validation": True, "criterion": "mean validation macro-F1 over seeds",
+                     "best_num_frequencies": best_n, "schedule_per_head": schedules,
+                     "test": "read once per run after training; not used for any choice"}
+    else:
+        best_test = max(fourier, key=lambda r: r["f1"]["mean"])["num_frequencies"] if fourier else None
+        selection = {"validation": False, "best_num_frequencies": None,
+                     "best_num_frequencies_by_test_f1": best_test,
+                     "note": "these runs had no validation split: every N is reported; the best N by test F1 is "
+                             "a test-selected (optimistic) number, not a selection"}
+    return rows, selection
+
+
+def paired_vs_linear(rows: list[dict]) -> list[dict]:
+    """Fourier - linear per N and metric, over seeds present in both (paired by seed)."""
+    lin = next((r for r in rows if r["head"] == "linear"), None)
+    out = []
+    if lin is None:
+        return out
+    for r in rows:
+        if r["head"] != "fourier":
+            continue
+        common = sorted(set(r["seeds"]) & set(lin["seeds"]))
+        entry = {"num_frequencies": r["num_frequencies"], "n_pairs": len(common)}
+        for m in METRICS:
+            f = dict(zip(r["seeds"], r[m]["per_seed"]))
+            li = dict(zip(lin["seeds"], lin[m]["per_seed"]))
+            if not common or any(f[s] is None or li[s] is None for s in common):
+                entry[m] = None
+                continue
+            diffs = [f[s] - li[s] for s in common]
+            base = float(np.mean([li[s] for s in common]))
+            entry[m] = {"fourier_minus_linear": float(np.mean(diffs)),
+                        "relative_percent": float(100 * np.mean(diffs) / base) if base else None,
+                        "paired_t_p": paired_p(diffs)}
+        out.append(entry)
+    return out
+
+
+def summarise(runs: list[dict], root: Path, setting: str, prior: dict | None = None) -> dict:
     groups = {}
     for r in runs:
-        groups.setdefault(head_key(r["config"]), []).append(r)
-    rows = []
-    for (head, n), rs in sorted(groups.items(), key=lambda kv: (kv[0][0] != "linear", kv[0][1])):
-        row = {"head": head, "num_frequencies": n, "n_seeds": len(rs),
-               "seeds": sorted(r["config"]["seed"] for r in rs)}
-        for m in METRICS:
-            row[m] = mean_std([r["metrics"]["final"][m] for r in rs])
-        rows.append(row)
-
-    # Fourier vs linear: difference of seed means, relative change, Welch p-value.
-    comparison = []
-    linear = groups.get(("linear", 0), [])
-    for (head, n), rs in sorted(groups.items()):
-        if head != "fourier" or not linear:
-            continue
-        entry = {"num_frequencies": n}
-        for m in ("f1", "accuracy", "mse_bpm", "mse_class", "smoothness"):
-            f = [r["metrics"]["final"][m] for r in rs]
-            lin = [r["metrics"]["final"][m] for r in linear]
-            entry[m] = {"fourier_minus_linear": float(np.mean(f) - np.mean(lin)),
-                        "relative_percent": float(100 * (np.mean(f) / np.mean(lin) - 1)),
-                        "welch_p": welch_p(f, lin)}
-        comparison.append(entry)
-
-    # Provenance: every GPU/torch/commit that produced these runs, and the sweeps' wall time.
-    envs = [r["env"] for r in runs]
-    wall, jobs = 0.0, set()
-    for log_path in root.rglob("sweep_log.json"):
-        prefix = log_path.parent.relative_to(root)
-        for entry in json.loads(log_path.read_text()):
-            names = entry.get("settings") or [_setting_from_args(entry.get("train_args", []))]
-            if any(str(prefix / name) == setting for name in names):
-                wall += entry["wall_seconds"]
-                jobs.add(entry.get("jobs", 1))
-    cfg0 = runs[0]["config"]
+        head, n = head_key(r["config"])
+        groups.setdefault((head, n, r["config"].get("epochs")), []).append(r)
+    rows, selection = select(groups)
+    if runs[0]["dir"] is not None:
+        envs = [r["env"] for r in runs]
+        wall, jobs = 0.0, set()
+        for log_path in root.rglob("sweep_log.json"):
+            prefix = log_path.parent.relative_to(root)
+            for entry in json.loads(log_path.read_text()):
+                names = entry.get("settings") or [_setting_from_args(entry.get("train_args", []))]
+                if any(str(prefix / name) == setting for name in names):
+                    wall += entry["wall_seconds"]
+                    jobs.add(entry.get("jobs", 1))
+        provenance = {"source": f"runs/{setting}/*/seed*/metrics.json + predictions.npz",
+                      "gpu": sorted({e["gpu"] or "cpu" for e in envs}), "torch": sorted({e["torch"] for e in envs}),
+                      "commit": sorted({str(e["commit"]) for e in envs}),
+                      "wall_seconds": round(wall, 1) if wall else None, "sweep_jobs": sorted(jobs),
+                      "train_seconds_sum": round(sum(r["metrics"]["train_seconds"] for r in runs), 1),
+                      "n_runs": len(runs)}
+        weights = sorted({json.dumps(e.get("crepe_weights")) for e in envs if e.get("crepe_weights")})
+        if weights:
+            provenance["crepe_weights"] = [json.loads(w) for w in weights]
+        cfg0 = runs[0]["config"]
+        info = {k: cfg0[k] for k in ("split", "bin_size", "epochs", "lr", "weight_decay", "head_weight_decay",
+                                     "regularization_gamma", "val_fraction", "encoder", "encoder_lr", "hop_ms",
+                                     "freeze_encoder", "d_model", "n_layers") if k in cfg0}
+        m0 = runs[0]["metrics"]
+        info.update({"num_classes": m0["num_classes"], "n_train": m0["n_train"], "n_val": m0.get("n_val", 0),
+                     "n_test": m0["n_test"]})
+    else:  # regenerated from results/runs.csv: keep what the earlier summary recorded
+        prior = prior or {}
+        provenance = {**prior.get("provenance", {}), "source": "results/runs.csv (per-run final test metrics of "
+                      "runs whose run folders are not committed); ECE needs the PMFs, which were not kept"}
+        info = {k: v for k, v in prior.get("setting", {}).items() if k != "name"}
     return {
         "experiment": "toy_example_audio: tempo classification, linear vs Fourier head (paper v1 §2.3)",
-        "setting": {"name": setting, "split": cfg0["split"], "bin_size": cfg0["bin_size"],
-                    "num_classes": runs[0]["metrics"]["num_classes"], "n_train": runs[0]["metrics"]["n_train"],
-                    "n_test": runs[0]["metrics"]["n_test"], "epochs": cfg0["epochs"],
-                    "regularization_gamma": cfg0["regularization_gamma"],
-                    "model": {k: cfg0[k] for k in ("d_model", "n_layers", "n_heads", "patch_mels", "patch_frames")},
-                    "num_params_linear_model": next((r["metrics"]["num_params"] for r in runs
-                                                     if r["config"]["head"] == "linear"), None),
-                    "features": envs[0].get("features")},
-        "metric_notes": {"std": "sample std over seeds (ddof=1)",
-                         "final_epoch": "metrics of the last epoch (no selection on the test set)",
+        "setting": setting, "setting_info": info,
+        "metric_notes": {"std": "sample std over seeds (ddof=1); per_seed in the order of `seeds`",
+                         "final": "metrics of the test split after the last epoch",
                          "mse_bpm": "squared difference of predicted and true bucket centres (BPM^2)",
-                         "smoothness": "paper's smoothness metric, mean over test clips (lower = smoother)"},
+                         "nll": "mean -log p(true class) of the test PMFs",
+                         "ece": "top-label expected calibration error, 15 equal-width bins",
+                         "smoothness": "paper's smoothness metric, mean over test clips (lower = smoother)",
+                         "paired": "Fourier - linear per seed, paired t-test over seeds"},
+        "selection": selection,
         "rows": rows,
-        "comparison_vs_linear": comparison,
-        "provenance": {"gpu": sorted({e["gpu"] or "cpu" for e in envs}), "torch": sorted({e["torch"] for e in envs}),
-                       "commit": sorted({str(e["commit"]) for e in envs}),
-                       "wall_seconds": round(wall, 1) if wall else None,
-                       "sweep_jobs": sorted(jobs),
-                       "train_seconds_sum": round(sum(r["metrics"]["train_seconds"] for r in runs), 1),
-                       "n_runs": len(runs)},
+        "paired_vs_linear": paired_vs_linear(rows),
+        "provenance": provenance,
     }
 
 
@@ -148,21 +250,32 @@ def example_pmfs(runs: list[dict], position: int, seed: int) -> dict:
     return out
 
 
+def _fmt(stat, f: str) -> str:
+    return "—" if stat is None or stat["mean"] is None else f"{stat['mean']:{f}} ± {stat['std']:{f}}"
+
+
 def markdown_table(summary: dict) -> str:
-    lines = ["| head | N | seeds | accuracy | macro F1 | MSE (BPM²) | MSE (class) | smoothness |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| head | N | epochs | seeds | accuracy | macro F1 | MSE (BPM²) | NLL | ECE | smoothness |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["rows"]:
-        cell = lambda m, f: f"{r[m]['mean']:{f}} ± {r[m]['std']:{f}}"  # noqa: E731
-        lines.append(f"| {r['head']} | {r['num_frequencies'] or '—'} | {r['n_seeds']} | {cell('accuracy', '.3f')} | "
-                     f"{cell('f1', '.3f')} | {cell('mse_bpm', '.2f')} | {cell('mse_class', '.3f')} | "
-                     f"{cell('smoothness', '.4f')} |")
-    lines += ["", "| Fourier N | ΔF1 vs linear | (rel.) | Welch p | ΔMSE (BPM²) | (rel.) | Welch p |", "|---|---|---|---|---|---|---|"]
-    fmt_p = lambda p: "—" if p is None else f"{p:.2g}"  # noqa: E731
-    for c in summary["comparison_vs_linear"]:
-        f, m = c["f1"], c["mse_bpm"]
-        lines.append(f"| {c['num_frequencies']} | {f['fourier_minus_linear']:+.3f} | {f['relative_percent']:+.1f}% | "
-                     f"{fmt_p(f['welch_p'])} | {m['fourier_minus_linear']:+.2f} | {m['relative_percent']:+.1f}% | "
-                     f"{fmt_p(m['welch_p'])} |")
+        lines.append(f"| {r['head']} | {r['num_frequencies'] or '—'} | {r['epochs']} | {r['n_seeds']} | "
+                     f"{_fmt(r['accuracy'], '.3f')} | {_fmt(r['f1'], '.3f')} | {_fmt(r['mse_bpm'], '.2f')} | "
+                     f"{_fmt(r['nll'], '.3f')} | {_fmt(r['ece'], '.3f')} | {_fmt(r['smoothness'], '.4f')} |")
+    lines += ["", "Fourier − linear, paired over seeds (mean difference, relative change, paired t-test p):", "",
+              "| N | pairs | Δaccuracy | ΔF1 | ΔMSE (BPM²) | ΔNLL | ΔECE | Δsmoothness |",
+              "|---|---|---|---|---|---|---|---|"]
+    p = lambda x: "—" if x is None else f"{x:.2g}"  # noqa: E731
+
+    def cell(c, m, f):
+        if c[m] is None:
+            return "—"
+        rel = c[m]["relative_percent"]
+        return (f"{c[m]['fourier_minus_linear']:+{f}} ({'' if rel is None else f'{rel:+.0f}%, '}"
+                f"p {p(c[m]['paired_t_p'])})")
+    for c in summary["paired_vs_linear"]:
+        lines.append(f"| {c['num_frequencies']} | {c['n_pairs']} | {cell(c, 'accuracy', '.3f')} | "
+                     f"{cell(c, 'f1', '.3f')} | {cell(c, 'mse_bpm', '.2f')} | {cell(c, 'nll', '.3f')} | "
+                     f"{cell(c, 'ece', '.3f')} | {cell(c, 'smoothness', '.4f')} |")
     return "\n".join(lines)
 
 
@@ -171,53 +284,53 @@ PAPER = {"f1_gain_percent": 118, "best_num_frequencies": 1, "fig2_smoothness_lin
          "fig2_smoothness_fourier2": 0.0319}
 
 
-def paper_table(summaries: dict, example: dict) -> str:
-    """Paper's claims vs each of our settings (best Fourier head by mean F1)."""
-    header = "| | paper (pretrained AST, SynTheory, 2 epochs) |"
-    rule = "|---|---|"
-    cells = {"gain": [f"+{PAPER['f1_gain_percent']}%"], "best": [str(PAPER["best_num_frequencies"])],
-             "mse": ["not reported"],
-             "smooth": [f"{PAPER['fig2_smoothness_linear']} / {PAPER['fig2_smoothness_fourier2']} (one clip)"]}
+def chosen_n(summary: dict) -> tuple[int | None, str]:
+    """The Fourier N a setting reports: selected on validation, else the best by test F1 (flagged)."""
+    sel = summary["selection"]
+    if sel["validation"]:
+        return sel["best_num_frequencies"], "selected on validation"
+    return sel["best_num_frequencies_by_test_f1"], "best by test F1; no validation split, so optimistic"
+
+
+def paper_table(summaries: dict) -> str:
+    """Paper's claim vs each of our settings, for the N chosen as chosen_n() says."""
+    header, rule = "| | paper (pretrained AST, SynTheory, 2 epochs) |", "|---|---|"
+    cells = {"gain": [f"+{PAPER['f1_gain_percent']}%"],
+             "best": [f"{PAPER['best_num_frequencies']} (how chosen: not stated)"],
+             "mse": ["not reported"], "nll": ["not reported"]}
     for name, summary in summaries.items():
-        if not summary["comparison_vs_linear"]:
+        n, how = chosen_n(summary)
+        comp = next((c for c in summary["paired_vs_linear"] if c["num_frequencies"] == n), None)
+        if comp is None:
             continue
-        s = summary["setting"]
-        header += f" ours: {s['split']} split, {s['epochs']} epochs |"
+        header += f" {name} |"
         rule += "---|"
-        best = max((r for r in summary["rows"] if r["head"] == "fourier"), key=lambda r: r["f1"]["mean"])
-        comp = next(c for c in summary["comparison_vs_linear"] if c["num_frequencies"] == best["num_frequencies"])
-        lin = next(r for r in summary["rows"] if r["head"] == "linear")
-        f2 = next((r for r in summary["rows"] if r["head"] == "fourier" and r["num_frequencies"] == 2), None)
-        cells["gain"].append(f"{comp['f1']['relative_percent']:+.1f}%")
-        cells["best"].append(str(best["num_frequencies"]))
-        cells["mse"].append(f"{comp['mse_bpm']['relative_percent']:+.1f}%")
-        smooth = f"{lin['smoothness']['mean']:.4f} / {f2['smoothness']['mean']:.4f} (test mean)" if f2 else "—"
-        if name == next(iter(summaries)):
-            h = {(x["head"], x["num_frequencies"]): x["smoothness"] for x in example["heads"]}
-            if ("linear", 0) in h and ("fourier", 2) in h:
-                smooth += f"; {h[('linear', 0)]:.4f} / {h[('fourier', 2)]:.4f} (Figure 2 clip)"
-        cells["smooth"].append(smooth)
-    labels = {"gain": "macro-F1 change, best Fourier head vs linear", "best": "best N (by F1)",
-              "mse": "MSE (BPM²) change of that head", "smooth": "smoothness, linear / Fourier N=2"}
+        pct = lambda m: "—" if comp[m] is None else (  # noqa: E731
+            f"{comp[m]['relative_percent']:+.1f}% (paired p "
+            f"{'—' if comp[m]['paired_t_p'] is None else format(comp[m]['paired_t_p'], '.2g')})")
+        cells["gain"].append(pct("f1"))
+        cells["best"].append(f"{n} ({how})")
+        cells["mse"].append(pct("mse_bpm"))
+        cells["nll"].append(pct("nll"))
+    labels = {"gain": "macro-F1 change, Fourier head vs linear", "best": "Fourier N",
+              "mse": "MSE (BPM²) change", "nll": "NLL change"}
     return "\n".join([header, rule] + [f"| {labels[k]} | " + " | ".join(v) + " |" for k, v in cells.items()])
 
 
 def headline(summary: dict) -> str:
-    """One generated sentence: the best Fourier head vs linear on F1 and MSE (BPM)."""
+    """One generated sentence: the chosen Fourier head vs linear, and how N was chosen."""
+    n, how = chosen_n(summary)
     rows = {(r["head"], r["num_frequencies"]): r for r in summary["rows"]}
-    if ("linear", 0) not in rows or not summary["comparison_vs_linear"]:
+    comp = next((c for c in summary["paired_vs_linear"] if c["num_frequencies"] == n), None)
+    if ("linear", 0) not in rows or comp is None:
         return ""
-    best = max((r for r in summary["rows"] if r["head"] == "fourier"), key=lambda r: r["f1"]["mean"])
-    comp = next(c for c in summary["comparison_vs_linear"] if c["num_frequencies"] == best["num_frequencies"])
-    lin = rows[("linear", 0)]
+    best, lin, prov = rows[("fourier", n)], rows[("linear", 0)], summary["provenance"]
     p = lambda x: "n/a" if x is None else f"{x:.2g}"  # noqa: E731
-    return (f"Best Fourier head: N = {best['num_frequencies']}, macro F1 {best['f1']['mean']:.3f} ± "
-            f"{best['f1']['std']:.3f} vs linear {lin['f1']['mean']:.3f} ± {lin['f1']['std']:.3f} "
-            f"({comp['f1']['relative_percent']:+.1f}%, Welch p = {p(comp['f1']['welch_p'])}); MSE "
-            f"{best['mse_bpm']['mean']:.2f} vs {lin['mse_bpm']['mean']:.2f} BPM² "
-            f"({comp['mse_bpm']['relative_percent']:+.1f}%, p = {p(comp['mse_bpm']['welch_p'])}); "
-            f"{best['n_seeds']} vs {lin['n_seeds']} seeds. Sweep wall time "
-            f"{summary['provenance']['wall_seconds']} s ({', '.join(summary['provenance']['gpu'])}).")
+    return (f"Fourier N = {n} ({how}): macro F1 {_fmt(best['f1'], '.3f')} vs linear {_fmt(lin['f1'], '.3f')} "
+            f"({comp['f1']['relative_percent']:+.1f}%, paired p = {p(comp['f1']['paired_t_p'])}, "
+            f"{comp['n_pairs']} seeds); "
+            f"NLL {_fmt(best['nll'], '.3f')} vs {_fmt(lin['nll'], '.3f')}. Runs: {prov.get('n_runs')} on "
+            f"{', '.join(prov.get('gpu') or ['?'])}, sweep wall time {prov.get('wall_seconds')} s.")
 
 
 def data_block(results: Path) -> str:
@@ -234,25 +347,99 @@ def data_block(results: Path) -> str:
         lines.append(f"- librosa {t['librosa']} `feature.tempo` on {t['n']} random clips: "
                      f"{100 * t['exact_rate']:.1f}% within {100 * t['tolerance']:.0f}% of the labelled BPM, "
                      f"{100 * t['octave_tolerant_rate']:.1f}% allowing x1/3, x1/2, x2, x3 (octave errors).")
+    if (results / "pilot_pretrained.json").exists():
+        pp = json.loads((results / "pilot_pretrained.json").read_text())
+        by_input = {}
+        for r in pp["rows"]:
+            by_input.setdefault(r["input"], []).append(r)
+        cells = "; ".join(f"{name}: F1 {np.mean([r['f1'] for r in rs]):.3f}, accuracy "
+                          f"{np.mean([r['accuracy'] for r in rs]):.3f}, NLL {np.mean([r['nll'] for r in rs]):.3f}"
+                          for name, rs in by_input.items())
+        lines.append(f"- Encoder pilot (`results/pilot_pretrained.json`; frozen CREPE-tiny, {pp['pilot_train']} / "
+                     f"{pp['pilot_val']} clips of the train side, {pp['epochs']} epochs, validation scores, seeds "
+                     f"{sorted({r['seed'] for r in pp['rows']})}): {cells}.")
     return "\n".join(lines)
 
 
-def pilot_table(root: Path) -> list[dict]:
-    """One row per pilot variant (scripts/pilot.sh): what it changed and its seed-0 metrics."""
-    base = vars(_default_config())
-    rows = []
+def saturation_block(results: Path, summaries: dict) -> str:
+    """results/saturation.json (the exact cap, saturation.py) beside the main setting's Fourier heads."""
+    if not (results / "saturation.json").exists() or MAIN_SETTING not in summaries:
+        return ""
+    rows = {r["num_frequencies"]: r for r in summaries[MAIN_SETTING]["rows"] if r["head"] == "fourier"}
+    lines = ["Saturation cap (`saturation.py`) vs the Fourier heads of standard-bin5:", "",
+             "| N | cap (N+1)/m | NLL floor −log(cap) | smoothness of the capped PMF | heads: NLL | heads: smoothness |",
+             "|---|---|---|---|---|---|"]
+    for c in json.loads((results / "saturation.json").read_text())["rows"]:
+        r = rows.get(c["num_frequencies"])
+        lines.append(f"| {c['num_frequencies']} | {c['cap']:.4f} | {c['nll_floor']:.3f} | "
+                     f"{c['smoothness_of_most_concentrated']:.5f} | {_fmt(r['nll'], '.3f') if r else '—'} | "
+                     f"{_fmt(r['smoothness'], '.4f') if r else '—'} |")
+    return "\n".join(lines)
+
+
+def pilot_table(root: Path) -> dict:
+    """One row per pilot variant (scripts/pilot.sh): what it changed and its seed-0 metrics, on the
+    validation split when the runs had one (the regenerated pilot), else on test (the first pilot)."""
+    base = dataclasses.asdict(_default_config())
+    rows, envs = [], []
     for r in collect(root):
         changed = {k: v for k, v in r["config"].items()
-                   if k not in ("out_dir", "data_dir", "device", "eval_every", "renderer") and base.get(k) != v}
+                   if k not in ("out_dir", "data_dir", "device", "eval_every", "renderer") and base.get(k, v) != v}
+        split = "val" if "val" in r["metrics"] else "final"
         rows.append({"variant": r["setting"].split("/")[0], "changed": changed,
-                     **{m: round(r["metrics"]["final"][m], 4) for m in ("accuracy", "f1", "mse_bpm", "smoothness")},
+                     "metrics_on": "validation" if split == "val" else "test",
+                     **{m: (None if r["metrics"][split].get(m) is None else round(r["metrics"][split][m], 4))
+                        for m in METRICS},
                      "train_seconds": r["metrics"]["train_seconds"]})
-    return rows
+        envs.append(r["env"])
+    return {"what": "scripts/pilot.sh: seed-0 variants of the from-scratch encoder and schedule",
+            "rows": rows,
+            "provenance": {"gpu": sorted({e["gpu"] or "cpu" for e in envs}),
+                           "torch": sorted({e["torch"] for e in envs}),
+                           "commit": sorted({str(e["commit"]) for e in envs}), "n_runs": len(rows),
+                           "source": "scripts/pilot.sh -> aggregate.py --pilot"}}
 
 
 def _default_config():
     import train  # a sibling script: importable by name when aggregate.py runs as a script
     return train.Config()
+
+
+def paired_settings(a: dict, b: dict, label: str) -> dict:
+    """Setting a - setting b per (head, N), paired by seed (e.g. head weight decay 0 vs the committed 0.05)."""
+    rows_b = {(r["head"], r["num_frequencies"]): r for r in b["rows"]}
+    out = {"what": label, "a": a["setting"], "b": b["setting"], "rows": []}
+    for r in a["rows"]:
+        other = rows_b.get((r["head"], r["num_frequencies"]))
+        if other is None:
+            continue
+        common = sorted(set(r["seeds"]) & set(other["seeds"]))
+        entry = {"head": r["head"], "num_frequencies": r["num_frequencies"], "n_pairs": len(common)}
+        for m in METRICS:
+            va, vb = dict(zip(r["seeds"], r[m]["per_seed"])), dict(zip(other["seeds"], other[m]["per_seed"]))
+            if not common or any(va[s] is None or vb[s] is None for s in common):
+                entry[m] = None
+                continue
+            diffs = [va[s] - vb[s] for s in common]
+            entry[m] = {"a_minus_b": float(np.mean(diffs)), "paired_t_p": paired_p(diffs)}
+        out["rows"].append(entry)
+    return out
+
+
+def write_runs_csv(path: Path, runs: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["setting", "head", "num_frequencies", "seed", "epochs", "train_seconds", *ALL_METRICS,
+                    *[f"val_{m}" for m in ALL_METRICS]])
+        fmt = lambda v: "" if v is None else f"{v:.6g}"  # noqa: E731
+        for r in sorted(runs, key=lambda r: (r["setting"], head_key(r["config"]), r["config"].get("epochs") or 0,
+                                             r["config"]["seed"])):
+            head, n = head_key(r["config"])
+            val = r["metrics"].get("val", {})
+            w.writerow([r["setting"], head, n, r["config"]["seed"], r["config"].get("epochs"),
+                        fmt(r["metrics"].get("train_seconds")),
+                        *[fmt(r["metrics"]["final"].get(m)) for m in ALL_METRICS],
+                        *[fmt(val.get(m)) for m in ALL_METRICS]])
 
 
 def main(argv=None) -> None:
@@ -267,34 +454,43 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     skip = tuple(s for s in ("quick", "pilot") if s not in args.runs.parts)
-    runs = collect(args.runs, skip)
-    if not runs:
-        raise SystemExit(f"error: no finished runs (metrics.json) under {args.runs}")
+    runs = collect(args.runs, skip) if args.runs.exists() else []
+    # settings whose run folders are not here but whose per-run rows are in results/runs.csv are
+    # regenerated from it (the committed 60-epoch, 15-epoch and odd/even sweeps)
+    in_dirs = {r["setting"] for r in runs}
+    csv_runs = [r for r in runs_from_csv(args.results / "runs.csv") if r["setting"] not in in_dirs]
+    if not runs and not csv_runs:
+        raise SystemExit(f"error: no finished runs under {args.runs} and no {args.results / 'runs.csv'}")
     args.results.mkdir(parents=True, exist_ok=True)
-    settings = sorted({r["setting"] for r in runs}, key=lambda s: (s != MAIN_SETTING, s))
+    everything = runs + csv_runs
+    settings = sorted({r["setting"] for r in everything}, key=lambda s: (s != MAIN_SETTING, s))
     tables, summaries = {}, {}
     for setting in settings:
-        rs = [r for r in runs if r["setting"] == setting]
-        summary = summarise(rs, args.runs, setting)
-        name = "summary.json" if setting == settings[0] else f"summary_{setting.replace('/', '_')}.json"
-        (args.results / name).write_text(json.dumps(summary, indent=2))
+        rs = [r for r in everything if r["setting"] == setting]
+        path = args.results / summary_name(setting)
+        legacy = args.results / "summary.json"  # the main setting's file before per-setting names
+        prior_path = path if path.exists() else (legacy if setting == MAIN_SETTING and legacy.exists() else None)
+        prior = json.loads(prior_path.read_text()) if prior_path else None
+        if prior and "setting_info" not in prior and isinstance(prior.get("setting"), dict):
+            prior = {"provenance": prior.get("provenance", {}), "setting": prior["setting"]}
+        elif prior:
+            prior = {"provenance": prior.get("provenance", {}), "setting": prior.get("setting_info", {})}
+        summary = summarise(rs, args.runs, setting, prior)
+        path.write_text(json.dumps(summary, indent=2))
         tables[setting] = markdown_table(summary) + "\n\n" + headline(summary)
         summaries[setting] = summary
-        if setting == settings[0]:
+        if setting == MAIN_SETTING and rs[0]["dir"] is not None:
             (args.results / "example_pmfs.json").write_text(
                 json.dumps(example_pmfs(rs, args.example_position, args.example_seed)))
-        print(f"{setting}: {len(rs)} runs -> {args.results / name}")
-    with open(args.results / "runs.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["setting", "head", "num_frequencies", "seed", "epochs", "train_seconds", *METRICS])
-        for r in runs:
-            head, n = head_key(r["config"])
-            w.writerow([r["setting"], head, n, r["config"]["seed"], r["config"]["epochs"],
-                        r["metrics"]["train_seconds"], *[f"{r['metrics']['final'][m]:.6g}" for m in METRICS]])
+        print(f"{setting}: {len(rs)} runs -> {path}")
+    write_runs_csv(args.results / "runs.csv", everything)
+    if "head-wd0/standard-bin5" in summaries and MAIN_SETTING in summaries:
+        ablation = paired_settings(summaries["head-wd0/standard-bin5"], summaries[MAIN_SETTING],
+                                   "weight decay on the head's weights: 0 (a) vs 0.05 (b, the committed runs)")
+        (args.results / "ablation_head_weight_decay.json").write_text(json.dumps(ablation, indent=2))
     if args.pilot:
         (args.results / "pilot.json").write_text(json.dumps(pilot_table(args.pilot), indent=2))
-    example = json.loads((args.results / "example_pmfs.json").read_text())
-    blocks = [data_block(args.results), paper_table(summaries, example)]
+    blocks = [data_block(args.results), paper_table(summaries), saturation_block(args.results, summaries)]
     text = "\n\n".join([b for b in blocks if b] + [f"**{s}**\n\n{t}" for s, t in tables.items()])
     (args.results / "table.md").write_text(text + "\n")
     print(text)

@@ -177,6 +177,17 @@ def split_indices(bpms: np.ndarray, split: str, seed: int = 42, test_fraction: f
     raise ValueError(f"split must be 'standard' or 'odds_evens', got {split!r}")
 
 
+def validation_split(train_idx, fraction: float = 0.15, seed: int = 0):
+    """(fit, val): a seeded random `fraction` of the TRAIN indices held out for model selection
+    (N, schedule); the test indices are never involved. Both sorted, disjoint, union = train_idx."""
+    train_idx = np.asarray(train_idx)
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    order = np.random.default_rng([seed, len(train_idx)]).permutation(len(train_idx))
+    n_val = max(1, int(round(fraction * len(train_idx))))
+    return np.sort(train_idx[order[n_val:]]), np.sort(train_idx[order[:n_val]])
+
+
 # ------------------------------------------------------------------------------------------------
 # rendering: MIDI click track -> waveform
 # ------------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 accuracy, macro precision / recall / F1 (over the classes present in labels or predictions, a
 class with no prediction scoring 0, as scikit-learn's defaults do), MSE of the argmax class index,
 MSE in BPM between the predicted and the true bucket's centre, and the paper's smoothness of the
-predicted PMFs (lower = smoother). numpy + torch only.
+predicted PMFs (lower = smoother); plus the negative log-likelihood of the true class and the
+expected calibration error of the top class. numpy + torch only.
 """
 
 import numpy as np
@@ -30,6 +31,27 @@ def macro_precision_recall_f1(pred: np.ndarray, labels: np.ndarray) -> tuple[flo
     return float(np.mean(precision)), float(np.mean(recall)), float(np.mean(f1))
 
 
+def expected_calibration_error(pmfs: np.ndarray, labels: np.ndarray, num_bins: int = 15) -> float:
+    """Top-label ECE: sum over equal-width confidence bins (lo, hi] of (share of clips in the bin) x
+    |accuracy - mean confidence| in it; the first bin also holds confidence 0. 15 bins (Guo et al. 2017)."""
+    pmfs, labels = np.asarray(pmfs, dtype=np.float64), np.asarray(labels)
+    conf, pred = pmfs.max(axis=1), pmfs.argmax(axis=1)
+    correct = (pred == labels).astype(np.float64)
+    which = np.clip(np.ceil(conf * num_bins).astype(int) - 1, 0, num_bins - 1)
+    ece = 0.0
+    for b in range(num_bins):
+        in_bin = which == b
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
+    return float(ece)
+
+
+def nll(pmfs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean -log p(true class), probabilities floored at 1e-12."""
+    pmfs = np.asarray(pmfs, dtype=np.float64)
+    return float(-np.mean(np.log(np.clip(pmfs[np.arange(len(labels)), labels], 1e-12, None))))
+
+
 def tempo_metrics(pmfs: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> dict:
     """All metrics of one evaluation.
 
@@ -52,7 +74,8 @@ def tempo_metrics(pmfs: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> 
         "f1": f1,
         "mse_class": float(np.mean((pred - labels) ** 2)),
         "mse_bpm": float(np.mean((centers[pred] - centers[labels]) ** 2)),
-        "nll": float(-np.mean(np.log(np.clip(pmfs[np.arange(len(labels)), labels], 1e-12, None)))),
+        "nll": nll(pmfs, labels),
+        "ece": expected_calibration_error(pmfs, labels),
         "smoothness": float(smooth.mean()),
         "smoothness_std": float(smooth.std()),
     }

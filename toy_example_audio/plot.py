@@ -1,4 +1,5 @@
-"""results/ -> figures/ (no training needed): the Figure 2 layout and metrics vs number of frequencies.
+"""results/ -> figures/ (no training needed): the Figure 2 layout, metrics vs number of frequencies
+(one figure per results/summary_<setting>.json) and the saturation cap (saturation.py) vs learned PMFs.
 
     python plot.py                                   # results/ -> figures/
     python plot.py --results R --figures F --num-frequencies 1
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import plot_style
+import saturation
 
 HERE = Path(__file__).resolve().parent
 
@@ -52,14 +54,24 @@ def metrics_vs_frequencies(summary: dict, path: Path) -> None:
     linear = next((r for r in summary["rows"] if r["head"] == "linear"), None)
     ns = np.array([r["num_frequencies"] for r in fourier])
     panels = (("f1", "Macro F1 (higher is better)"), ("accuracy", "Accuracy (higher is better)"),
-              ("mse_bpm", "MSE in BPM² (lower is better)"), ("smoothness", "Smoothness (lower is smoother)"))
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.3))
+              ("mse_bpm", "MSE in BPM² (lower is better)"), ("nll", "NLL (lower is better)"),
+              ("ece", "ECE (lower is better)"), ("smoothness", "Smoothness (lower is smoother)"))
+    fig, axes = plt.subplots(1, 6, figsize=(22, 3.3))
+    num_classes = summary.get("setting_info", {}).get("num_classes", 33)
     for ax, (m, label) in zip(axes, panels):
+        if any(r[m]["mean"] is None for r in fourier):
+            ax.set_title(label + "\n(not available for these runs)")
+            ax.set_axis_off()
+            continue
         mean = np.array([r[m]["mean"] for r in fourier])
         std = np.array([r[m]["std"] for r in fourier])
         ax.plot(ns, mean, "o-", color=plot_style.COLORS["fourier"], label="Fourier head")
         ax.fill_between(ns, mean - std, mean + std, color=plot_style.COLORS["fourier"], alpha=0.2)
-        if linear:
+        if m == "nll":  # no N-frequency head can do better than -log((N+1)/m) on any clip
+            floor = [-np.log(saturation.max_bin_mass(int(n), num_classes)) for n in ns]
+            ax.plot(ns, floor, ":", color="0.3", label="floor −log((N+1)/m)")
+            ax.legend(fontsize=7)
+        if linear and linear[m]["mean"] is not None:
             lm, ls = linear[m]["mean"], linear[m]["std"]
             ax.axhline(lm, color=plot_style.COLORS["linear"], ls="--", label="Linear head")
             ax.axhspan(lm - ls, lm + ls, color=plot_style.COLORS["linear"], alpha=0.12)
@@ -68,10 +80,36 @@ def metrics_vs_frequencies(summary: dict, path: Path) -> None:
         ax.set_xlabel("Fourier frequencies N")
         ax.set_title(label)
     axes[0].legend()
-    s = summary["setting"]
     seeds = sorted({r["n_seeds"] for r in summary["rows"]})
-    fig.suptitle(f"Tempo classification ({s['num_classes']} classes, split {s['split']}, {s['epochs']} epochs): "
+    fig.suptitle(f"Tempo classification, {summary['setting']} ({num_classes} classes): "
                  f"mean ± std over {'/'.join(map(str, seeds))} seeds", y=1.05)
+    plot_style.save(fig, path)
+
+
+def saturation_figure(example: dict, path: Path) -> None:
+    """Per N: the learned Fourier PMF of the Figure 2 clip (bars) and the most concentrated PMF an
+    N-frequency head can produce on the same bins, centred on the learned peak (line)."""
+    import matplotlib.pyplot as plt
+
+    heads = sorted((h for h in example["heads"] if h["head"] == "fourier"), key=lambda h: h["num_frequencies"])
+    if not heads:
+        return
+    m = len(example["centers"])
+    fig, axes = plt.subplots(1, len(heads), figsize=(4 * len(heads), 3.2), sharey=True)
+    for ax, h in zip(np.atleast_1d(axes), heads):
+        n, pmf = h["num_frequencies"], np.array(h["pmf"])
+        peak = int(pmf.argmax())
+        best = saturation.most_concentrated_pmf(n, m, peak)
+        ax.bar(np.arange(m), pmf, width=0.85, color=plot_style.COLORS["fourier"],
+               label=f"learned (max {pmf.max():.4f})")
+        ax.plot(np.arange(m), best, "-", color="0.15", lw=1.2, label=f"cap (N+1)/m = {n + 1}/{m} = {best.max():.4f}")
+        ax.plot([example["label"]], [0], "o", color=plot_style.COLORS["true"], markersize=7, clip_on=False, zorder=5)
+        ax.set_title(f"Fourier head, N = {n}")
+        ax.set_xlabel("Tempo bucket")
+        ax.legend(loc="upper left", fontsize=7)
+    np.atleast_1d(axes)[0].set_ylabel("Mass")
+    fig.suptitle(f"Saturation: learned PMFs (one test clip, seed {example['seed']}) vs the most concentrated "
+                 f"N-frequency PMF (Fejér kernel)", y=1.04)
     plot_style.save(fig, path)
 
 
@@ -82,11 +120,14 @@ def main(argv=None) -> None:
     ap.add_argument("--num-frequencies", type=int, default=2, help="Fourier head of Figure 2 (paper: 2)")
     args = ap.parse_args(argv)
     plot_style.use()
-    if not (args.results / "summary.json").exists():
-        raise SystemExit(f"error: {args.results / 'summary.json'} not found: run aggregate.py first")
-    fig2_pmfs(json.loads((args.results / "example_pmfs.json").read_text()), args.num_frequencies,
-              args.figures / "fig2_pmfs")
-    for path in sorted(args.results.glob("summary*.json")):
+    summaries = sorted(args.results.glob("summary_*.json"))
+    if not summaries:
+        raise SystemExit(f"error: no summary_*.json in {args.results}: run aggregate.py first")
+    if (args.results / "example_pmfs.json").exists():
+        example = json.loads((args.results / "example_pmfs.json").read_text())
+        fig2_pmfs(example, args.num_frequencies, args.figures / "fig2_pmfs")
+        saturation_figure(example, args.figures / "saturation_cap")
+    for path in summaries:
         suffix = path.stem[len("summary"):]
         metrics_vs_frequencies(json.loads(path.read_text()), args.figures / f"metrics_vs_frequencies{suffix}")
     print(f"figures in {args.figures}")

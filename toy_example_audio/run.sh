@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Full reproduction: dataset + features (CPU, ~1 min), the three GPU sweeps, aggregation, figures.
-#   bash run.sh            # ~9 min on one H100 with JOBS=6 (measured: 289 s + 92 s + 142 s of sweeps)
-#   bash run.sh --quick    # tiny CPU chain (1-2 min: 6 tiny runs) into runs/quick/{results,figures}
+# Full reproduction: dataset + features (CPU, ~1 min), the GPU sweeps, aggregation, figures.
+#   bash run.sh            # from-scratch sweeps ~9 min on one H100 with JOBS=6 (measured: 289 s + 92 s + 142 s),
+#                          # then issue 17's runs (pretrained arm, lr 1e-3/100-epoch heads, head-wd ablation,
+#                          # pilot on validation): ~20 min more, estimated (scripts/gpu_job.sh has the split)
+#   bash run.sh --quick    # tiny CPU chain (a few min: 6 tiny runs + 2 tiny pretrained runs) into runs/quick/
 #   DRY=1 bash run.sh      # print the runs still to do, run nothing
 # Env: SEEDS (main and 15-epoch grids, default 0,1,2,3,4), SPLIT_SEEDS (odd/even grid, default 0,1,2),
 #      JOBS (parallel training processes; 6 share one H100 well), DEVICE (auto | cpu | cuda | ...).
@@ -16,6 +18,7 @@ DRY=${DRY:+--dry-run}
 
 if [ "${1:-}" = "--quick" ]; then
   python sweep.py --quick --seeds 0 --device "$DEVICE" $DRY
+  python sweep.py --trainer pretrained --quick --seeds 0 --num-frequencies-grid 2 --device "$DEVICE" $DRY
   if [ -n "$DRY" ]; then exit 0; fi
   python aggregate.py --runs runs/quick --results runs/quick/results
   python plot.py --results runs/quick/results --figures runs/quick/figures
@@ -31,6 +34,14 @@ python sweep.py --seeds "$SEEDS" --jobs "$JOBS" --device "$DEVICE" $DRY
 python sweep.py --seeds "$SEEDS" --jobs "$JOBS" --device "$DEVICE" --epochs 15 --eval-every 5 --out-dir runs/short-15ep $DRY
 # 3. the reference's other split: train on odd BPMs, test on the unseen even ones
 python sweep.py --seeds "$SPLIT_SEEDS" --jobs "$JOBS" --device "$DEVICE" --split odds_evens $DRY
+# 4. the paper's regime: CREPE-tiny (pretrained) fine-tuned with a fresh head, 2 or 5 epochs (chosen on validation)
+python sweep.py --trainer pretrained --seeds "$SEEDS" --epochs-grid 2,5 --jobs "$JOBS" --device "$DEVICE" $DRY
+# 5. fairness: every head at the first pilot's lr 1e-3 / 100 epochs (validation split, no decay on the head)
+python sweep.py --seeds "$SEEDS" --jobs "$JOBS" --device "$DEVICE" --lr 1e-3 --epochs 100 --eval-every 20 \
+  --val-fraction 0.15 --head-weight-decay 0 --out-dir runs/lr1e-3-ep100 $DRY
+# 6. ablation: the 60-epoch setting without weight decay on the head (paired by seed with step 1)
+python sweep.py --seeds "$SEEDS" --jobs "$JOBS" --device "$DEVICE" --head-weight-decay 0 --out-dir runs/head-wd0 $DRY
 if [ -n "$DRY" ]; then exit 0; fi
+python saturation.py
 python aggregate.py --update-readme
 python plot.py

@@ -50,6 +50,9 @@ class Config:
     bin_size: int = field(default=5, metadata={"help": "BPMs per class: 5 -> 33 classes (paper), 7, 15"})
     split: str = field(default="standard", metadata={"help": "standard (70/30, seed 42) | odds_evens"})
     split_seed: int = field(default=42, metadata={"help": "shuffle seed of the standard split"})
+    val_fraction: float = field(default=0.0, metadata={"help": "share of train held out for model selection "
+                                                       "(0: none, the committed 60/15-epoch and odd/even runs)"})
+    val_seed: int = field(default=0, metadata={"help": "seed of the validation split (fixed across runs)"})
     data_seed: int = field(default=0, metadata={"help": "seed of the clips' random start offsets"})
     bpm_step: int = field(default=1, metadata={"help": "use every k-th tempo (1 = all 161)"})
     num_offsets: int = field(default=5, metadata={"help": "random start offsets per (tempo, timbre)"})
@@ -72,8 +75,11 @@ class Config:
     lr: float = field(default=5e-4, metadata={"help": "peak AdamW learning rate (linear warmup, cosine decay)"})
     warmup_fraction: float = field(default=0.05, metadata={"help": "share of steps spent warming up"})
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay"})
+    head_weight_decay: float = field(default=-1.0, metadata={"help": "weight decay on the head's weights (-1: same "
+                                                             "as --weight-decay, as the committed runs; 0: none)"})
     grad_clip: float = field(default=1.0, metadata={"help": "gradient norm clip"})
-    eval_every: int = field(default=10, metadata={"help": "log test metrics every k epochs (no model selection)"})
+    eval_every: int = field(default=10, metadata={"help": "log eval metrics every k epochs (validation if "
+                                                  "--val-fraction > 0, else test: curves only, no selection)"})
     seed: int = field(default=0, metadata={"help": "seeds init, dropout and batch order"})
     # system
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:1 | mps"})
@@ -138,11 +144,14 @@ def load_data(cfg: Config) -> dict:
         _FEATURES[str(path)] = data.load_features(path)
     feats = _FEATURES[str(path)]
     train_idx, test_idx = data.split_indices(feats["bpm"], cfg.split, cfg.split_seed)
+    val_idx = np.array([], dtype=int)
+    if cfg.val_fraction > 0:
+        train_idx, val_idx = data.validation_split(train_idx, cfg.val_fraction, cfg.val_seed)
     if len(train_idx) == 0 or len(test_idx) == 0:
         raise SystemExit(f"error: split {cfg.split!r} leaves {len(train_idx)} train / {len(test_idx)} test clips "
                          f"(bpm_step={cfg.bpm_step})")
     return {"x": feats["logmel"], "y": data.bucket(feats["bpm"], cfg.bin_size, p.bpm_min),
-            "bpm": feats["bpm"], "train": train_idx, "test": test_idx, "features": path.name,
+            "bpm": feats["bpm"], "train": train_idx, "val": val_idx, "test": test_idx, "features": path.name,
             "num_classes": data.num_buckets(cfg.bin_size, p.bpm_min, p.bpm_max),
             "centers": data.bucket_centers(cfg.bin_size, p.bpm_min, p.bpm_max)}
 
@@ -244,7 +253,9 @@ def run(cfg: Config) -> dict:
     if (out / "metrics.json").exists():
         saved = json.loads((out / "config.json").read_text())
         mine = dataclasses.asdict(cfg)
-        differ = [k for k in mine if k not in ("device", "out_dir", "data_dir") and saved.get(k) != mine[k]]
+        defaults = dataclasses.asdict(Config())  # keys added later: a saved run without them used the default
+        differ = [k for k in mine
+                  if k not in ("device", "out_dir", "data_dir") and saved.get(k, defaults[k]) != mine[k]]
         if differ:
             raise SystemExit(f"error: {out} holds a finished run with different {differ}; use another --out-dir")
         return json.loads((out / "metrics.json").read_text())
@@ -257,14 +268,21 @@ def run(cfg: Config) -> dict:
     y = torch.tensor(d["y"], device=device, dtype=torch.long)
     train_idx = torch.tensor(d["train"], device=device)
     test_idx = torch.tensor(d["test"], device=device)
+    eval_idx, eval_name = (d["val"], "val") if len(d["val"]) else (d["test"], "test")
     # Normalise with train-set statistics (AST's extractor is likewise re-fitted on the train clips).
     mean, std = x[train_idx].float().mean(), x[train_idx].float().std()
     x = ((x.float() - mean) / std).half()
 
     model = TempoClassifier(x.shape[1], x.shape[2], d["num_classes"], cfg).to(device)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "pos" not in n]
+    head_wd = cfg.weight_decay if cfg.head_weight_decay < 0 else cfg.head_weight_decay
+    is_head = lambda n: n.startswith("head.")  # noqa: E731
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "pos" not in n and not is_head(n)]
+    head_decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and is_head(n)]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "pos" not in n)]
+    # The Fourier head's PMF does not depend on the scale of its linear layer, so decay on it only
+    # shrinks the coefficients (and the reference's regulariser with them): --head-weight-decay 0.
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": head_decay, "weight_decay": head_wd},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
     total, warmup = cfg.epochs * steps_per_epoch, max(1, int(cfg.warmup_fraction * cfg.epochs * steps_per_epoch))
@@ -302,11 +320,11 @@ def run(cfg: Config) -> dict:
         row = {"epoch": epoch, "train/loss": ce_sum, "train/reg": reg_sum, "train/accuracy": correct,
                "seconds": round(time.time() - start, 2)}
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            pmfs = predict(model, x[test_idx], 512, amp).cpu().numpy()
-            m = tempo_metrics(pmfs, d["y"][d["test"]], d["centers"])
-            row.update({f"test/{k}": v for k, v in m.items()})
+            pmfs = predict(model, x[torch.tensor(eval_idx, device=device)], 512, amp).cpu().numpy()
+            m = tempo_metrics(pmfs, d["y"][eval_idx], d["centers"])
+            row.update({f"{eval_name}/{k}": v for k, v in m.items()})
             print(f"[{cfg.head_tag} seed{cfg.seed}] epoch {epoch:3d}  loss {row['train/loss']:.3f}  "
-                  f"train acc {row['train/accuracy']:.3f}  test acc {m['accuracy']:.3f}  f1 {m['f1']:.3f}  "
+                  f"train acc {row['train/accuracy']:.3f}  {eval_name} acc {m['accuracy']:.3f}  f1 {m['f1']:.3f}  "
                   f"mse_bpm {m['mse_bpm']:.1f}  smooth {m['smoothness']:.4f}", flush=True)
         history.append(row)
 
@@ -316,8 +334,10 @@ def run(cfg: Config) -> dict:
     metrics = {"final": final, "train_seconds": round(time.time() - start, 2),
                "num_params": sum(p.numel() for p in model.parameters()),
                "head_params": sum(p.numel() for p in model.head.parameters()),
-               "num_classes": d["num_classes"], "n_train": len(d["train"]), "n_test": len(d["test"]),
-               "history": history}
+               "num_classes": d["num_classes"], "n_train": len(d["train"]), "n_val": len(d["val"]),
+               "n_test": len(d["test"]), "history": history}
+    if len(d["val"]):  # selection (N, schedule) reads these; the test metrics above are read once, here
+        metrics["val"] = {k[4:]: v for k, v in history[-1].items() if k.startswith("val/")}
     np.savez_compressed(out / "predictions.npz", pmfs=pmfs.astype(np.float16), labels=d["y"][d["test"]],
                         index=d["test"], bpm=d["bpm"][d["test"]], centers=d["centers"])
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))  # written last: marks the run done

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 FOLDER = Path(__file__).resolve().parents[1]
-SIBLINGS = ("data", "metrics", "train", "sweep", "aggregate", "plot")
+SIBLINGS = ("data", "metrics", "crepe_encoder", "saturation", "train", "pretrained", "sweep", "aggregate", "plot")
 
 
 def _load_all() -> SimpleNamespace:
@@ -27,7 +27,7 @@ def _load_all() -> SimpleNamespace:
 
 @pytest.fixture(scope="session")
 def audio():
-    """Namespace with the modules data, metrics, train, sweep, aggregate, plot of toy_example_audio."""
+    """Namespace with the modules of toy_example_audio (data, metrics, train, pretrained, aggregate, ...)."""
     return _load_all()
 
 

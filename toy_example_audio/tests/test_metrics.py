@@ -54,3 +54,31 @@ def test_smoothness_orders_jagged_above_smooth(audio):
     s_spike = audio.metrics.tempo_metrics(spike, labels, centers)["smoothness"]
     s_bump = audio.metrics.tempo_metrics(bump, labels, centers)["smoothness"]
     assert s_bump < s_spike
+
+
+# ---- NLL and expected calibration error (hand-computed cases) -----------------------------------
+
+def test_nll_by_hand(audio):
+    pmfs = np.array([[0.5, 0.5, 0.0], [0.1, 0.0, 0.9]])
+    assert audio.metrics.nll(pmfs, np.array([0, 2])) == pytest.approx(-(np.log(0.5) + np.log(0.9)) / 2)
+    assert audio.metrics.nll(pmfs, np.array([2, 1])) == pytest.approx(-np.log(1e-12))  # floored, finite
+
+
+def test_ece_by_hand(audio):
+    ece = audio.metrics.expected_calibration_error
+    # confidences 0.9 (right), 0.9 (wrong), 0.6 (right), 0.3 (right): 15 bins of width 1/15
+    pmfs = np.array([[0.9, 0.1, 0.0], [0.9, 0.05, 0.05], [0.6, 0.4, 0.0], [0.3, 0.3, 0.4]])
+    labels = np.array([0, 1, 0, 2])
+    # bin (0.8667, 0.9333]: 2 clips, acc 0.5, conf 0.9; bin (0.5333, 0.6]: acc 1, conf 0.6; bin (0.3333, 0.4]: top
+    # class 2 with conf 0.4, right
+    expected = 2 / 4 * abs(0.5 - 0.9) + 1 / 4 * abs(1 - 0.6) + 1 / 4 * abs(1 - 0.4)
+    assert ece(pmfs, labels) == pytest.approx(expected)
+    assert ece(np.eye(4), np.arange(4)) == pytest.approx(0.0)          # confident and right
+    assert ece(np.eye(4), np.array([1, 2, 3, 0])) == pytest.approx(1.0)  # confident and wrong
+    uniform = np.full((6, 3), 1 / 3)
+    assert ece(uniform, np.array([0, 0, 1, 1, 2, 2])) == pytest.approx(0.0, abs=1e-12)  # argmax 0: acc 1/3
+
+
+def test_tempo_metrics_has_ece(audio):
+    out = audio.metrics.tempo_metrics(np.eye(3), np.arange(3), np.array([52.0, 57.0, 62.0]))
+    assert out["ece"] == pytest.approx(0.0) and out["nll"] == pytest.approx(0.0)

@@ -29,14 +29,15 @@ def test_quick_chain(folder, tmp_path):
     assert "0 to go" in run(folder, "sweep.py", *common, *grid, cwd=tmp_path)  # resumes: nothing left
 
     run(folder, "aggregate.py", "--runs", str(runs), "--results", str(results), cwd=tmp_path)
-    summary = json.loads((results / "summary.json").read_text())
+    summary = json.loads((results / "summary_standard-bin5.json").read_text())
     assert {(r["head"], r["num_frequencies"], r["n_seeds"]) for r in summary["rows"]} == {("linear", 0, 1), ("fourier", 2, 1)}
     for row in summary["rows"]:
-        for m in ("accuracy", "f1", "mse_bpm", "smoothness"):
-            assert set(row[m]) == {"mean", "std"}
+        for m in ("accuracy", "f1", "mse_bpm", "nll", "ece", "smoothness"):
+            assert set(row[m]) == {"per_seed", "mean", "std"} and row[m]["mean"] is not None
     assert set(summary["provenance"]) >= {"gpu", "torch", "commit", "wall_seconds"}
     assert summary["provenance"]["wall_seconds"] > 0
 
     run(folder, "plot.py", "--results", str(results), "--figures", str(figures), cwd=tmp_path)
     assert (figures / "fig2_pmfs.png").stat().st_size > 10_000
-    assert (figures / "metrics_vs_frequencies.png").stat().st_size > 10_000
+    assert (figures / "metrics_vs_frequencies_standard-bin5.png").stat().st_size > 10_000
+    assert (figures / "saturation_cap.png").stat().st_size > 10_000

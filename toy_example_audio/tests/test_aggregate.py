@@ -1,0 +1,90 @@
+"""The results schema (issue 17): summary_<setting>.json rows per (head, N) with {per_seed, mean, std},
+validation-based selection, paired tests, and regeneration from a committed runs.csv."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+SCHEMA_METRICS = ("accuracy", "f1", "mse_bpm", "nll", "ece", "smoothness")
+
+
+def check_schema(summary):
+    assert isinstance(summary["setting"], str) and "provenance" in summary
+    keys = [(r["head"], r["num_frequencies"]) for r in summary["rows"]]
+    assert len(keys) == len(set(keys))
+    for r in summary["rows"]:
+        assert r["n_seeds"] == len(r["seeds"])
+        for m in SCHEMA_METRICS:
+            assert set(r[m]) == {"per_seed", "mean", "std"} and len(r[m]["per_seed"]) == r["n_seeds"]
+
+
+def fake_run(root, setting, head, n, seed, epochs, f1_val, f1_test, with_val=True):
+    tag = "linear" if head == "linear" else f"fourier-f{n}-g1e-06"
+    d = root / setting / f"{tag}-ep{epochs}" / f"seed{seed}"
+    d.mkdir(parents=True)
+    final = {"accuracy": f1_test, "precision": f1_test, "recall": f1_test, "f1": f1_test, "mse_class": 1.0,
+             "mse_bpm": 25.0, "nll": 1.0 + n, "ece": 0.1, "smoothness": 0.01 * (n + 1)}
+    metrics = {"final": final, "train_seconds": 1.0, "num_classes": 33, "n_train": 10, "n_val": 2, "n_test": 5,
+               "num_params": 1, "history": []}
+    if with_val:
+        metrics["val"] = {**final, "f1": f1_val}
+    (d / "metrics.json").write_text(json.dumps(metrics))
+    (d / "config.json").write_text(json.dumps({"head": head, "num_frequencies": n, "seed": seed, "epochs": epochs,
+                                               "split": "standard", "bin_size": 5, "encoder": "crepe-tiny"}))
+    (d / "env.json").write_text(json.dumps({"gpu": None, "torch": "x", "commit": "c",
+                                            "crepe_weights": {"path": "tiny.pth", "sha256": "0"}}))
+
+
+def test_selection_on_validation_and_paired_tests(audio, tmp_path):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    setting = "pretrained-crepe-tiny/standard-bin5"
+    for seed in range(3):
+        for epochs in (2, 5):
+            fake_run(runs, setting, "linear", 0, seed, epochs, 0.5 + 0.1 * (epochs == 5), 0.5 + seed / 100)
+            # N=1 best on validation at 2 epochs; N=2 best on TEST (must not be chosen)
+            fake_run(runs, setting, "fourier", 1, seed, epochs, 0.8 - 0.1 * (epochs == 5), 0.6 + seed / 50)
+            fake_run(runs, setting, "fourier", 2, seed, epochs, 0.7, 0.9)
+    audio.aggregate.main(["--runs", str(runs), "--results", str(results)])
+    summary = json.loads((results / "summary_pretrained-crepe-tiny_standard-bin5.json").read_text())
+    check_schema(summary)
+    assert summary["selection"]["validation"] and summary["selection"]["best_num_frequencies"] == 1
+    rows = {(r["head"], r["num_frequencies"]): r for r in summary["rows"]}
+    assert rows[("linear", 0)]["epochs"] == 5 and rows[("fourier", 1)]["epochs"] == 2
+    assert rows[("fourier", 1)]["f1"]["per_seed"] == pytest.approx([0.6, 0.62, 0.64])
+    pair = next(c for c in summary["paired_vs_linear"] if c["num_frequencies"] == 1)
+    diffs = np.array([0.6, 0.62, 0.64]) - np.array([0.5, 0.51, 0.52])
+    assert pair["n_pairs"] == 3 and pair["f1"]["fourier_minus_linear"] == pytest.approx(diffs.mean())
+    from scipy.stats import ttest_rel
+    assert pair["f1"]["paired_t_p"] == pytest.approx(ttest_rel([0.6, 0.62, 0.64], [0.5, 0.51, 0.52]).pvalue)
+    assert summary["provenance"]["crepe_weights"] == [{"path": "tiny.pth", "sha256": "0"}]
+    assert "pretrained" in summary["setting"] and "crepe" in summary["setting"]
+    # runs.csv keeps the validation metrics; a second aggregation from the csv alone gives the same rows
+    (results / "again").mkdir()
+    (results / "again" / "runs.csv").write_text((results / "runs.csv").read_text())
+    audio.aggregate.main(["--runs", str(tmp_path / "absent"), "--results", str(results / "again")])
+    again = json.loads((results / "again" / "summary_pretrained-crepe-tiny_standard-bin5.json").read_text())
+    flat = lambda s: [v for r in s["rows"] for v in r["f1"]["per_seed"]]  # noqa: E731
+    assert flat(again) == pytest.approx(flat(summary), abs=1e-6)
+    assert again["selection"]["best_num_frequencies"] == 1
+
+
+def test_committed_runs_csv_regenerates_the_existing_settings(audio, folder, tmp_path):
+    """The committed 60-epoch, 15-epoch and odd/even sweeps, from results/runs.csv (their run folders are
+    not committed): NLL per seed, ECE null, no validation selection."""
+    results = tmp_path / "results"
+    results.mkdir()
+    for name in ("runs.csv",):
+        (results / name).write_text((folder / "results" / name).read_text())
+    audio.aggregate.main(["--runs", str(tmp_path / "absent"), "--results", str(results)])
+    with open(folder / "results" / "runs.csv") as f:
+        settings = {r["setting"] for r in csv.DictReader(f)}
+    assert {"standard-bin5", "odds_evens-bin5", "short-15ep/standard-bin5"} <= settings
+    for setting in settings:
+        summary = json.loads((results / f"summary_{setting.replace('/', '_')}.json").read_text())
+        check_schema(summary)
+        if setting.startswith(("standard", "odds", "short")):
+            assert summary["selection"]["validation"] is False
+            assert all(r["ece"]["mean"] is None for r in summary["rows"])
+            assert all(r["nll"]["mean"] is not None for r in summary["rows"])
