@@ -1,26 +1,33 @@
 #!/usr/bin/env bash
-# The ablation grid of fnet-cifar, then the committed results, figure and tables.
-#   bash fnet-cifar/run.sh                          # what produced results/ (epochs fitted to BUDGET_S)
-#   EPOCHS_FMNIST=10 EPOCHS_SYNTHETIC=10 bash fnet-cifar/run.sh   # fixed lengths, any machine
-#   QUICK=1 DEVICE=cpu bash fnet-cifar/run.sh       # tiny synthetic grid, the whole chain in about a minute
-# Env: SEEDS (default "0 1 2"), DEVICE (auto), OUT (fnet-cifar/runs), BUDGET_S (480), EPOCHS_FMNIST and
-# EPOCHS_SYNTHETIC (unset = fitted to the budget from short timed runs), COMPILE (unset; 1 = torch.compile,
-# about 2x faster epochs after a minute of compilation per variant), QUICK (unset).
-# Re-running resumes: runs whose metrics.json exists are skipped.
+# fnet-cifar end to end: the ablation grid -> results/ -> README block -> figures/.
+#   bash fnet-cifar/run.sh            the convergence grid (11 variants x 2 data sets x 3 seeds, 30 epochs) into
+#                                     runs/converged/, then aggregate + plot. A GPU job: ~2.2 h of single-stream
+#                                     work on an H100-class GPU (estimated from the short grid's per-epoch times);
+#                                     gpu_job.sh runs it detached in 12 shards. On 2 CPU cores: ~840 h.
+#   bash fnet-cifar/run.sh --quick    tiny synthetic grid on the CPU (about a minute), written only under
+#                                     runs/quick/ (runs, results/table.md, figures/): nothing committed changes
+#   bash fnet-cifar/run.sh --help     this text
+# Other flags go to grid.py (e.g. --seeds 0 1 2 3, --epochs-fmnist 50, --device cuda, --compile, --force);
+# OUT (default runs/converged, relative to fnet-cifar/) is the grid's run folder.
+# Finished runs are skipped, so an interrupted grid resumes; a failed run stops the chain before aggregation.
+# Interpreter: the repository's .venv if present, else $PYTHON, else python3.
 set -euo pipefail
 cd "$(dirname "$0")"
-SEEDS=${SEEDS:-"0 1 2"}
-DEVICE=${DEVICE:-auto}
-OUT=${OUT:-runs}
-BUDGET_S=${BUDGET_S:-480}
-args=(--seeds $SEEDS --device "$DEVICE" --out-dir "$OUT" --budget-s "$BUDGET_S")
-[ -n "${EPOCHS_FMNIST:-}" ] && args+=(--epochs-fmnist "$EPOCHS_FMNIST")
-[ -n "${EPOCHS_SYNTHETIC:-}" ] && args+=(--epochs-synthetic "$EPOCHS_SYNTHETIC")
-[ -n "${COMPILE:-}" ] && args+=(--compile)
-if [ -n "${QUICK:-}" ]; then
-  python scripts/grid.py "${args[@]}" --quick
-  python scripts/aggregate.py --runs-dir "$OUT" --results-dir "$OUT/results" --no-docs  # never overwrite results/
-else
-  python scripts/grid.py "${args[@]}"
-  python scripts/aggregate.py --runs-dir "$OUT"
-fi
+ROOT=$(cd .. && pwd)
+if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY=${PYTHON:-python3}; fi
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"  # scaffold.py, plot_style.py when the repo is not pip-installed
+case "${1:-}" in
+  -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --quick)
+    shift
+    "$PY" grid.py --quick "$@"
+    "$PY" aggregate.py --quick
+    "$PY" plot.py --quick
+    ;;
+  *)
+    OUT=${OUT:-runs/converged}
+    "$PY" grid.py --out-dir "$OUT" "$@"
+    "$PY" aggregate.py --runs "$OUT"
+    "$PY" plot.py
+    ;;
+esac

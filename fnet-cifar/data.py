@@ -3,7 +3,8 @@ Image sets for fnet-cifar, all returned as uint8 (N, C, H, W) arrays plus int64 
 pipeline (divide by 255, as the seed's ``ToTensor()``; no mean/std normalisation) serves them all.
 
 * ``cifar100``: the standard ``cifar-100-python`` pickles (``train``, ``test``, ``meta``) under
-  ``<data_dir>/cifar-100-python/``: what the seed trained on. Not downloadable on our machines; users who
+  ``<data_dir>/cifar-100-python/``, or read in place from ``<data_dir>/cifar-100-python.tar.gz`` (MD5
+  checked): what the seed trained on. Not downloadable on our machines; users who
   have it get the seed's experiment unchanged.
 * ``fashion-mnist``: the IDX files of Debian's ``dataset-fashion-mnist`` package (60k/10k, 28x28 gray,
   10 classes), looked up in ``<data_dir>/fashion-mnist/`` and then in ``/usr/share/datasets/fashion-mnist/``.
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import math
 import pickle
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,31 +83,73 @@ def load_fashion_mnist(data_dir: str | Path) -> ImageSet:
         f"into {folders[0]}")
 
 
-def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        d = pickle.load(f, encoding="bytes")  # the official files are Python-2 pickles: bytes keys
+CIFAR100_ARCHIVE = "cifar-100-python.tar.gz"
+# The MD5 published for the archive (the one torchvision and other loaders check).
+CIFAR100_ARCHIVE_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
+
+
+def _unpickle(blob: bytes, where: str) -> dict:
+    try:
+        d = pickle.loads(blob, encoding="bytes")  # the official files are Python-2 pickles: bytes keys
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing here
+        raise ValueError(f"{where} is not a CIFAR-100 pickle ({type(e).__name__}: {e})") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} is not a CIFAR-100 pickle (holds a {type(d).__name__}, not a dict)")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
 
 
-@functools.lru_cache(maxsize=4)
-def load_cifar100(data_dir: str | Path, labels: str = "fine") -> ImageSet:
-    """The ``cifar-100-python`` format: ``train``/``test`` hold ``data`` (uint8 N x 3072, R then G then B
-    planes of 32x32, row-major) and ``fine_labels``/``coarse_labels``; ``meta`` holds the label names."""
-    folder = Path(data_dir) / "cifar-100-python"
-    if not all((folder / n).is_file() for n in ("train", "test", "meta")):
+def md5sum(path: str | Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _cifar100_files(data_dir: Path, md5: str) -> tuple[dict[str, bytes], str]:
+    """The train/test/meta pickles, from the extracted folder or else straight from the archive (read
+    in place, nothing extracted). The archive's MD5 is checked when `md5` is given."""
+    folder, archive = data_dir / "cifar-100-python", data_dir / CIFAR100_ARCHIVE
+    if all((folder / n).is_file() for n in ("train", "test", "meta")):
+        return {n: (folder / n).read_bytes() for n in ("train", "test", "meta")}, str(folder)
+    if not archive.is_file():
         raise FileNotFoundError(
-            f"CIFAR-100 not found in {folder}: extract the 'CIFAR-100 python version' archive "
-            f"(cifar-100-python.tar.gz, from the CIFAR page of the University of Toronto) into {Path(data_dir)}")
+            f"CIFAR-100 not found: neither {folder}/{{train,test,meta}} nor {archive} exists; put the "
+            f"'CIFAR-100 python version' archive ({CIFAR100_ARCHIVE}, from the CIFAR page of the University of "
+            f"Toronto) into {data_dir}")
+    if md5 and md5sum(archive) != md5.lower():
+        raise ValueError(f"{archive}: MD5 {md5sum(archive)} differs from the expected {md5} "
+                         "(a damaged or different archive; pass --cifar-md5 '' to skip the check)")
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            files = {}
+            for n in ("train", "test", "meta"):
+                member = tar.getmember(f"cifar-100-python/{n}")
+                files[n] = tar.extractfile(member).read()
+    except (tarfile.TarError, KeyError, OSError) as e:
+        raise ValueError(f"{archive} is not the cifar-100-python archive ({type(e).__name__}: {e})") from None
+    return files, str(archive)
+
+
+@functools.lru_cache(maxsize=4)
+def load_cifar100(data_dir: str | Path, labels: str = "fine", md5: str = CIFAR100_ARCHIVE_MD5) -> ImageSet:
+    """The ``cifar-100-python`` format: ``train``/``test`` hold ``data`` (uint8 N x 3072, R then G then B
+    planes of 32x32, row-major) and ``fine_labels``/``coarse_labels``; ``meta`` holds the label names.
+    Read from ``<data_dir>/cifar-100-python/`` or, failing that, from ``<data_dir>/cifar-100-python.tar.gz``."""
     if labels not in ("fine", "coarse"):
         raise ValueError(f"labels must be 'fine' or 'coarse', got {labels!r}")
+    files, where = _cifar100_files(Path(data_dir), md5)
     splits = []
     for name in ("train", "test"):
-        d = _unpickle(folder / name)
+        d = _unpickle(files[name], f"{where}: {name}")
+        if "data" not in d or f"{labels}_labels" not in d:
+            raise ValueError(f"{where}: {name} lacks 'data' or '{labels}_labels' (keys: {sorted(d)})")
         x = np.asarray(d["data"], dtype=np.uint8)
         if x.ndim != 2 or x.shape[1] != 3072:
-            raise ValueError(f"{folder / name}: 'data' has shape {x.shape}, expected (N, 3072)")
+            raise ValueError(f"{where}: {name}: 'data' has shape {x.shape}, expected (N, 3072)")
         splits += [x.reshape(-1, 3, 32, 32), np.asarray(d[f"{labels}_labels"], dtype=np.int64)]
-    names = [n.decode() if isinstance(n, bytes) else n for n in _unpickle(folder / "meta")[f"{labels}_label_names"]]
+    meta = _unpickle(files["meta"], f"{where}: meta")
+    names = [n.decode() if isinstance(n, bytes) else n for n in meta[f"{labels}_label_names"]]
     return ImageSet(f"cifar100-{labels}" if labels == "coarse" else "cifar100", *splits, names)
 
 
@@ -147,11 +192,14 @@ def make_frequency_set(n_train: int = 10000, n_test: int = 5000, size: int = 32,
                     classes)
 
 
-def load_dataset(name: str, data_dir: str | Path, **synthetic_kw) -> ImageSet:
+DATASETS = ("fashion-mnist", "synthetic", "cifar100", "cifar100-coarse")
+
+
+def load_dataset(name: str, data_dir: str | Path, cifar_md5: str = CIFAR100_ARCHIVE_MD5, **synthetic_kw) -> ImageSet:
     if name == "fashion-mnist":
         return load_fashion_mnist(str(data_dir))
     if name in ("cifar100", "cifar100-coarse"):
-        return load_cifar100(str(data_dir), "coarse" if name.endswith("coarse") else "fine")
+        return load_cifar100(str(data_dir), "coarse" if name.endswith("coarse") else "fine", cifar_md5)
     if name == "synthetic":
         return make_frequency_set(**synthetic_kw)
     raise ValueError(f"unknown dataset {name!r}: use fashion-mnist, cifar100, cifar100-coarse or synthetic")

@@ -1,7 +1,7 @@
 r"""
 Models of the fnet-cifar experiment.
 
-**Spectracles** (the seed's classifier, spec §A, HEAD commit 63794ee). Every block:
+**Spectracles** (the seed's classifier, the seed repository's HEAD commit 63794ee). Every block:
 
     standardize -> FFT2 over (H, W) -> real channels -> [cat PE -> 1x1 conv] -> n_linear x [ReLU ->
     standardize -> cat PE -> 1x1 conv] -> ReLU -> standardize -> cat PE -> 1x1 conv -> out
@@ -30,7 +30,11 @@ then column axis, of 2*pi*f*pos.
 
 **PatchClassifier**: a small ViT-style encoder over non-overlapping patches, for context. Its token
 mixing is either ``fnet`` (Re of the 2-D DFT over the sequence and hidden dims, no parameters; FNet,
-spec §A/§B) or ``attention`` (multi-head self-attention).
+Lee-Thorp et al. 2022) or ``attention`` (multi-head self-attention).
+
+**Anchors**, trained by the same loader and loop so that the FFT model's number can be placed:
+``LogisticRegression`` (one linear layer on the pixels), ``MLP`` (one hidden ReLU layer) and ``SmallCNN``
+(three 3x3 conv + max-pool stages and a small classifier), the last two at about Spectracles' size.
 """
 
 from __future__ import annotations
@@ -116,7 +120,7 @@ class FourierBlock(nn.Module):
     the same for every `mix`, so real-only differs from realify only in the first conv's inputs."""
 
     def __init__(self, c_in: int, c_out: int, pe: PositionalChannels, *, residual: bool, n_linear: int,
-                 mix: str, norm_dims: str, fft_norm: str, hidden_mult: int = 2):
+                 mix: str, norm_dims: str, fft_norm: str, hidden_mult: int = 2, single_conv: bool = False):
         super().__init__()
         if mix not in MIXES or norm_dims not in NORM_DIMS or fft_norm not in FFT_NORMS:
             raise ValueError(f"bad block setting: mix={mix!r} norm_dims={norm_dims!r} fft_norm={fft_norm!r}")
@@ -127,6 +131,8 @@ class FourierBlock(nn.Module):
         fft_ch = c_in if mix == "real" else 2 * c_in
         widths = [fft_ch] + [hidden] * (n_linear + 1)
         outs = [hidden] * (n_linear + 1) + [c_out]
+        if single_conv:  # the seed's first design (its runs 1-4): FFT -> PE -> one 1x1 conv (in -> out)
+            widths, outs = [fft_ch], [c_out]
         self.convs = nn.ModuleList(nn.Conv2d(i + p, o, kernel_size=1) for i, o in zip(widths, outs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,15 +144,18 @@ class FourierBlock(nn.Module):
 
 class Spectracles(nn.Module):
     """FFT + 1x1-conv classifier. Defaults are the seed's HEAD: 92,162 parameters for 3 input channels
-    and 100 classes (63,782 with ``pe="simple"``)."""
+    and 100 classes (63,782 with ``pe="simple"``). ``single_conv=True, pe="simple", norm_dims="none",
+    mix="legacy"`` is the seed's first design, in which its best logged run (run 3, width 64: 40,612
+    parameters, 31.3% on CIFAR-100) was trained."""
 
     def __init__(self, in_channels: int = 3, num_classes: int = 100, image_size: tuple[int, int] = (32, 32),
                  width: int = 32, depth: int = 4, n_linear: int = 2, mix: str = "realify",
                  pe: str = "sinusoidal", pe_freqs: int = 8, norm_dims: str = "chw", fft_norm: str = "backward",
-                 residual: bool = True, hidden_mult: int = 2):
+                 residual: bool = True, hidden_mult: int = 2, single_conv: bool = False):
         super().__init__()
         self.pe = PositionalChannels(pe, pe_freqs, image_size)
-        kw = dict(n_linear=n_linear, mix=mix, norm_dims=norm_dims, fft_norm=fft_norm, hidden_mult=hidden_mult)
+        kw = dict(n_linear=n_linear, mix=mix, norm_dims=norm_dims, fft_norm=fft_norm, hidden_mult=hidden_mult,
+                  single_conv=single_conv)
         blocks = [FourierBlock(in_channels, width, self.pe, residual=False, **kw)]
         blocks += [FourierBlock(width, width, self.pe, residual=residual, **kw) for _ in range(depth)]
         self.blocks = nn.Sequential(*blocks)
@@ -196,6 +205,48 @@ class PatchClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.embed(x).flatten(2).transpose(1, 2) + self.pos  # (B, T, D)
         return self.head(self.norm(self.blocks(t)).mean(dim=1))
+
+
+class LogisticRegression(nn.Module):
+    """Multinomial logistic regression on the raw [0, 1] pixels: one linear layer."""
+
+    def __init__(self, in_channels: int, num_classes: int, image_size: tuple[int, int]):
+        super().__init__()
+        self.linear = nn.Linear(in_channels * image_size[0] * image_size[1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
+
+
+class MLP(nn.Module):
+    """One hidden ReLU layer. hidden=112 gives 89,050 parameters on 28x28 gray, 10 classes (Spectracles: 88,572)."""
+
+    def __init__(self, in_channels: int, num_classes: int, image_size: tuple[int, int], hidden: int = 112):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size[0] * image_size[1], hidden),
+                                 nn.ReLU(), nn.Linear(hidden, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SmallCNN(nn.Module):
+    """Three [3x3 conv, ReLU, 2x2 max-pool] stages (c, 2c, 2c channels), pooled to 3x3, then a hidden layer.
+    c=32, hidden=48: 83,930 parameters on 28x28 gray, 10 classes."""
+
+    def __init__(self, in_channels: int, num_classes: int, image_size: tuple[int, int], channels: int = 32,
+                 hidden: int = 48):
+        super().__init__()
+        c = channels
+        stages = []
+        for i, o in [(in_channels, c), (c, 2 * c), (2 * c, 2 * c)]:
+            stages += [nn.Conv2d(i, o, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        self.features = nn.Sequential(*stages, nn.AdaptiveAvgPool2d(3))  # 28 -> 14 -> 7 -> 3; 32 -> 16 -> 8 -> 4 -> 3
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(2 * c * 9, hidden), nn.ReLU(),
+                                        nn.Linear(hidden, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
 
 
 def count_parameters(model: nn.Module) -> int:

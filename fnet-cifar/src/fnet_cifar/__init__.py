@@ -1,1 +1,0 @@
-"""Library of the fnet-cifar experiment: models (model.py) and image sets (data.py)."""
