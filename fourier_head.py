@@ -347,7 +347,8 @@ class _FourierBase(nn.Module):
 
     def __getstate__(self):
         # deepcopy / pickle after a forward: keep the regulariser's value, not its autograd graph
-        state = super().__getstate__().copy()
+        state = dict(self.__dict__)  # what nn.Module.__getstate__ does (older torch lacks it)
+        state.pop("_compiled_call_impl", None)
         reg = state.get("_loss_regularization")
         if isinstance(reg, torch.Tensor):
             state["_loss_regularization"] = reg.detach()
