@@ -23,7 +23,6 @@ and predictions.npz (test PMFs); a finished run is skipped (a different config t
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -40,7 +39,7 @@ import crepe_encoder
 import data
 from fourier_head import Fourier_Head, regularization_loss
 from metrics import tempo_metrics
-from train import environment, pick_device, seed_everything
+from train import environment, parse_dataclass, pick_device, seed_everything
 
 HERE = Path(__file__).resolve().parent
 
@@ -106,22 +105,9 @@ QUICK = dict(renderer="auto", bpm_step=20, num_offsets=2, clip_seconds=1.0, hop_
 
 
 def parse_config(argv=None) -> Config:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for f in dataclasses.fields(Config):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in (bool, "bool"):
-            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
-        else:
-            kind = {"int": int, "float": float, "str": str}.get(f.type, f.type)
-            ap.add_argument(flag, type=kind, default=f.default, help=f.metadata["help"])
-    args = ap.parse_args(argv)
-    if args.quick:
-        ap.set_defaults(**QUICK)
-        args = ap.parse_args(argv)
-        if Path(args.out_dir).resolve() == (HERE / "runs").resolve():
-            raise SystemExit("error: --quick runs may not write to runs/ (committed results come from there)")
-    cfg = Config(**vars(args))
+    cfg = parse_dataclass(Config, QUICK, argv, __doc__)
+    if cfg.quick and Path(cfg.out_dir).resolve() == (HERE / "runs").resolve():
+        raise SystemExit("error: --quick runs may not write to runs/ (committed results come from there)")
     if cfg.head not in ("linear", "fourier"):
         raise SystemExit(f"error: --head must be 'linear' or 'fourier', got {cfg.head!r}")
     if cfg.head == "fourier" and cfg.num_frequencies < 1:

@@ -100,11 +100,12 @@ QUICK = dict(renderer="auto", bpm_step=7, num_offsets=2, clip_seconds=2.0, num_f
              n_heads=2, epochs=3, batch_size=32, eval_every=1, out_dir=str(HERE / "runs" / "quick"))
 
 
-def parse_config(argv=None) -> Config:
-    """CLI overrides of the dataclass defaults; --quick applies the QUICK preset first (the CLI wins)."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def parse_dataclass(cls, quick: dict, argv=None, doc: str = __doc__):
+    """CLI overrides of the dataclass defaults; --quick applies the `quick` preset first (the CLI wins).
+    Shared with pretrained.py."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for f in dataclasses.fields(Config):
+    for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         if f.type in (bool, "bool"):
             ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
@@ -113,9 +114,13 @@ def parse_config(argv=None) -> Config:
             ap.add_argument(flag, type=kind, default=f.default, help=f.metadata["help"])
     args = ap.parse_args(argv)
     if args.quick:
-        ap.set_defaults(**QUICK)
+        ap.set_defaults(**quick)
         args = ap.parse_args(argv)
-    cfg = Config(**vars(args))
+    return cls(**vars(args))
+
+
+def parse_config(argv=None) -> Config:
+    cfg = parse_dataclass(Config, QUICK, argv)
     if cfg.head not in ("linear", "fourier"):
         raise SystemExit(f"error: --head must be 'linear' or 'fourier', got {cfg.head!r}")
     if cfg.head == "fourier" and cfg.num_frequencies < 1:
