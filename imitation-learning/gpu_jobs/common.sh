@@ -1,4 +1,7 @@
 # Sourced by the GPU job scripts: wheels for gymnasium + ale-py (the GPU image lacks them), paths.
+# The wheels (git-ignored) are made here once, for the GPU image's Python 3.12:
+#   pip download --only-binary=:all: --no-deps --python-version 3.12 --platform manylinux_2_28_x86_64 \
+#     -d imitation-learning/.whl ale-py==0.12.1 gymnasium==1.4.0 farama-notifications==0.0.6
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
