@@ -529,7 +529,9 @@ def main(argv=None):
     rows = sorted(rows + carried, key=lambda r: row_order(r["game"], r["dataset"], r["head"], r["num_frequencies"]))
     if not rows:
         raise SystemExit(f"no finished runs (metrics.json) under {runs} and no rows in {previous_file}")
-    infos = {(g, d): data_info(results, Path(args.data), g, d) for g, d in {(r["game"], r["dataset"]) for r in rows}}
+    # every dataset built here is copied into results/, also one whose DT runs have not finished yet
+    pairs = {(r["game"], r["dataset"]) for r in rows} | {(r["game"], d) for r in rows for d in DATASETS}
+    infos = {(g, d): data_info(results, Path(args.data), g, d) for g, d in pairs}
     for r in rows:
         attach_data(r, infos[(r["game"], r["dataset"])])
     paired_vs_linear(rows)

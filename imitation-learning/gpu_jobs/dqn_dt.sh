@@ -6,7 +6,8 @@
 #   bash imitation-learning/gpu_jobs/dqn_dt.sh               # MODE=start: data (unless built on this machine),
 #        diagnostics (stops with exit 1 if it refuses the data), then the runs of HEADS x SEEDS DETACHED (setsid),
 #        spread round-robin over the GPUs; returns after WAIT (60) s with the logs' tails
-#   MODE=status bash imitation-learning/gpu_jobs/dqn_dt.sh   # epochs done per run, last lines, GPU use
+#   MODE=status bash imitation-learning/gpu_jobs/dqn_dt.sh   # epochs done per run, last lines, GPU use;
+#        $OUT/dqn_dt_partial.tgz (histories and logs so far, no checkpoints)
 #   MODE=collect bash imitation-learning/gpu_jobs/dqn_dt.sh  # $OUT/dqn_dt_runs.tgz: run folders without
 #        checkpoints, logs, the data's manifest and diagnostics, the data figure (a few MB; 1 file)
 #   MODE=stop bash imitation-learning/gpu_jobs/dqn_dt.sh     # ends the runs this script started (by pid)
@@ -95,7 +96,9 @@ case $MODE in
       echo "== $h seed $s: $state"
       grep -a "^epoch\|^final\|resuming\|Error\|error" "$f" | tail -n 2
     done
-    nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader ;;
+    nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
+    # the curves so far, in case the machine goes back before collect (no checkpoints)
+    tar czf "$OUT/dqn_dt_partial.tgz" --exclude 'ckpt.pt*' $(ls -d runs/$DATASET runs/logs/dqn_*.log 2>/dev/null) ;;
   collect)
     files=$(ls -d runs/$DATASET runs/logs/dqn_*.log $DATA/manifest.json $DATA/diagnostics.json \
                   "figures/${GAME}_${DATASET}_data.png" 2>/dev/null)
