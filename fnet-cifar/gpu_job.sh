@@ -7,8 +7,15 @@
 #                                             fnet_models.tar.gz (model.pt of every run; ~20 MB)
 # Then, in the repository: tar xzf fnet_converged.tar.gz -C fnet-cifar && python fnet-cifar/aggregate.py
 #   --runs fnet-cifar/runs/converged && python fnet-cifar/plot.py
-# Needs fnet-cifar/data/fashion-mnist/*.gz on the GPU machine (31 MB, ignored by git: carry it), and
-# FOURIER_HEAD_COMMIT=<commit> when the machine has no .git (env.json records it).
+# Needs fnet-cifar/data/fashion-mnist/*.gz on the GPU machine (30 MB, ignored by git), and
+# FOURIER_HEAD_COMMIT=<commit> when the machine has no .git (env.json records it). The repository itself is
+# ~56 MB of the 64 MiB one call may carry, so the data goes in 8 MB parts over 4 calls sent back to back:
+#   here:  bash scripts/carry_parts.sh split fnet-cifar/data/fashion-mnist
+#   calls: carry [".carry/part_0K", ".carry/manifest"], command `bash scripts/carry_parts.sh take` (K = 0..3);
+#          the 4th adds `&& bash scripts/carry_parts.sh join && bash fnet-cifar/gpu_job.sh start`
+# Budget: the whole grid (~2.1 h single-stream, estimated) does not fit a 30-minute machine; run one seed per
+# session on nvidia-h200-x2 (SEEDS=0, then 1, then 2; ~40 min single-stream each, ~15-20 min on 2 GPUs x 2),
+# collect before the machine goes back.
 # Env: GPUS (default: every visible GPU), PER_GPU (shards run at once per GPU, default 2), SEEDS ("0 1 2"),
 #      EPOCHS (30), EXTRA (more grid.py flags, e.g. "--compile").
 # Work: 12 shards (per seed: Fashion-MNIST in 3 variant groups, synthetic in 1). Estimated single-stream cost,
