@@ -40,10 +40,13 @@ ROOT = Path(__file__).resolve().parent
 # config: a typed dataclass, one flag per field, validated
 # ------------------------------------------------------------------------------------------------
 
-def Field(default, help: str, *, low=None, high=None, low_open: bool = False, choices=None):  # noqa: N802
+def Field(default, help: str, *, low=None, high=None, low_open: bool = False, choices=None,  # noqa: N802
+          allow_inf: bool = False):
     """A dataclass field with its help text and its valid range (low <= value <= high, or low < value
-    with low_open) or choices. Tuples become multi-value flags; their items are checked one by one."""
-    meta = {"help": help, "low": low, "high": high, "low_open": low_open, "choices": choices}
+    with low_open) or choices. Tuples become multi-value flags; their items are checked one by one.
+    Floats must be finite unless `allow_inf` (then +-inf pass the range check; nan never does)."""
+    meta = {"help": help, "low": low, "high": high, "low_open": low_open, "choices": choices,
+            "allow_inf": allow_inf}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple for a multi-value field")
     return dataclasses.field(default=default, metadata=meta)
@@ -58,7 +61,7 @@ def _check(name: str, value, meta: dict) -> Optional[str]:
     """The error message for a value outside the field's range, or None."""
     items = value if isinstance(value, tuple) else (value,)
     for item in items:
-        if isinstance(item, float) and not math.isfinite(item):
+        if isinstance(item, float) and (math.isnan(item) or (math.isinf(item) and not meta.get("allow_inf"))):
             return f"--{name} must be a finite number (got {item})"
         if meta.get("choices") is not None and item not in meta["choices"]:
             return f"--{name} must be one of {', '.join(map(str, meta['choices']))} (got {item!r})"
@@ -71,19 +74,21 @@ def _check(name: str, value, meta: dict) -> Optional[str]:
 
 
 def parse_config(cls, argv=None, description: Optional[str] = None, quick: Optional[dict] = None,
-                 extra=None):
+                 extra=None, presets: Optional[dict] = None, check=None):
     """Command-line flags -> a validated instance of the dataclass `cls`.
 
     Each field becomes `--field-name` (bools: `--x/--no-x`; tuples: several values), with its help text and
-    default. `--quick` (when `quick` is given) applies that preset below the explicit flags. `extra(parser)`
-    may add flags that are not config (e.g. `--force`); they come back as attributes of the returned
-    namespace `cfg._args`. A value outside a field's range exits with one line, before any work.
+    default. `--quick` (when `quick` is given) applies that preset below the explicit flags; `presets`
+    ({"seed_sizes": {...}}) adds more such flags (`--seed-sizes`), below `--quick`. `extra(parser)` may add
+    flags that are not config (e.g. `--force`); they come back as attributes of the namespace `cfg._args`.
+    `check(cfg)` returns a message for settings that are wrong together (or None). A value outside a
+    field's range, or a failed check, exits with one line and status 2, before any work.
     """
     parser = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for f in fields.values():
         flag, meta = "--" + f.name.replace("_", "-"), f.metadata
-        text = f"{meta.get('help', '')} (default: {f.default})"
+        text = f"{meta.get('help', '')} (default: {f.default})".replace("%", "%%")  # argparse formats help
         if isinstance(f.default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         elif isinstance(f.default, tuple):
@@ -94,18 +99,29 @@ def parse_config(cls, argv=None, description: Optional[str] = None, quick: Optio
                                 help=text, choices=meta.get("choices"))
     if quick is not None:
         parser.add_argument("--quick", action="store_true", help="a small CPU run written under runs/quick/")
+    for name, preset in (presets or {}).items():
+        parser.add_argument("--" + name.replace("_", "-"), action="store_true",
+                            help="preset: " + ", ".join(f"{k}={v}" for k, v in preset.items()).replace("%", "%%"))
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
     given = {k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items()
              if k in fields and v is not None}
-    values = {**(quick if quick is not None and args.quick else {}), **given}
+    values = {}
+    for name, preset in (presets or {}).items():
+        if getattr(args, name):
+            values.update(preset)
+    values.update(quick if quick is not None and args.quick else {})
+    values.update(given)
     for name, value in values.items():
         message = _check(name.replace("_", "-"), value, fields[name].metadata)
         if message:
             parser.error(message)
     cfg = cls(**values)
     object.__setattr__(cfg, "_args", args)
+    message = check(cfg) if check is not None else None
+    if message:
+        parser.error(message)
     return cfg
 
 
@@ -134,23 +150,52 @@ def config_differences(saved: dict, wanted: dict, ignore=()) -> list[str]:
             if saved.get(n) != wanted.get(n)]
 
 
-def prepare_run(run_dir, config: dict, force: bool = False, ignore=(), done_file: str = "metrics.json") -> str:
-    """Claim `run_dir` for a run with `config`: 'new', 'resume' (same config, not finished) or 'done' (same
-    config, finished: skip it). A directory holding another config stops the program with one line naming
-    the differing fields, unless `force`, which empties it. Fields in `ignore` (e.g. a device) may differ."""
+def _clash(run_dir, diff, more: int = 0) -> SystemExit:
+    extra = f" (and {more} more of the selected runs)" if more else ""
+    return SystemExit(f"error: {run_dir} holds a run with other settings ({'; '.join(diff)}){extra}; "
+                      "use another output directory, or --force to overwrite it")
+
+
+def run_state(run_dir, config: dict, force: bool = False, ignore=(), done_file: str = "metrics.json") -> str:
+    """What `run_dir` holds for a run with `config`, writing nothing: 'new', 'resume' (same config, not
+    finished) or 'done' (same config, finished). Another config stops the program with one line naming the
+    differing fields, unless `force` ('new': prepare_run empties it). Fields in `ignore` may differ."""
     run_dir = Path(run_dir)
     saved_file = run_dir / "config.json"
-    if saved_file.exists() and not force:
-        saved = json.loads(saved_file.read_text())
-        diff = config_differences(saved, config, ignore)
-        if diff:
-            raise SystemExit(f"error: {run_dir} holds a run with other settings ({'; '.join(diff)}); "
-                             "use another output directory, or --force to overwrite it")
-        return "done" if (run_dir / done_file).exists() else "resume"
-    if force and run_dir.exists():
-        shutil.rmtree(run_dir)
-    write_json(saved_file, config)
-    return "new"
+    if force or not saved_file.exists():
+        return "new"
+    diff = config_differences(json.loads(saved_file.read_text()), config, ignore)
+    if diff:
+        raise _clash(run_dir, diff)
+    return "done" if (run_dir / done_file).exists() else "resume"
+
+
+def prepare_run(run_dir, config: dict, force: bool = False, ignore=(), done_file: str = "metrics.json") -> str:
+    """Claim `run_dir` for a run with `config` (run_state, then: a new run's folder is emptied when `force`
+    and gets config.json)."""
+    state = run_state(run_dir, config, force, ignore, done_file)
+    if state == "new":
+        run_dir = Path(run_dir)
+        if force and run_dir.exists():
+            shutil.rmtree(run_dir)
+        write_json(run_dir / "config.json", config)
+    return state
+
+
+def prepare_runs(runs: dict, force: bool = False, ignore=(), done_file: str = "metrics.json") -> dict:
+    """prepare_run for a sweep {run_dir: config}: every clash is found, and reported in one line, before
+    any folder is claimed."""
+    if not force:
+        clashes = []
+        for run_dir, config in runs.items():
+            try:
+                run_state(run_dir, config, False, ignore, done_file)
+            except SystemExit:
+                saved = json.loads((Path(run_dir) / "config.json").read_text())
+                clashes.append((run_dir, config_differences(saved, config, ignore)))
+        if clashes:
+            raise _clash(*clashes[0], more=len(clashes) - 1)
+    return {d: prepare_run(d, c, force, ignore, done_file) for d, c in runs.items()}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -252,6 +297,8 @@ class Tracker:
             except ImportError:
                 raise SystemExit("error: --wandb needs the wandb package (pip install wandb)") from None
             os.environ.setdefault("WANDB_MODE", "offline")
+            if directory is not None:
+                Path(directory).mkdir(parents=True, exist_ok=True)
             self.run = wandb.init(project=project, config=config, name=name, dir=directory)
 
     def log(self, metrics: dict, step: Optional[int] = None) -> None:

@@ -100,3 +100,36 @@ def test_update_block(tmp_path):
 def test_provenance_names_the_commit():
     info = scaffold.provenance("cpu", wall_seconds=1.5)
     assert info["commit"] != "unknown" and info["torch"] == torch.__version__ and info["wall_seconds"] == 1.5
+
+
+def test_run_state_writes_nothing_and_prepare_runs_reports_every_clash(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert scaffold.run_state(a, {"lr": 1}) == "new" and not a.exists()
+    assert scaffold.prepare_runs({a: {"lr": 1}, b: {"lr": 1}}) == {a: "new", b: "new"}
+    (b / "metrics.json").write_text("{}")
+    assert scaffold.run_state(b, {"lr": 1}) == "done"
+    with pytest.raises(SystemExit, match=r"lr: 1 -> 2\) \(and 1 more of the selected runs\)"):
+        scaffold.prepare_runs({a: {"lr": 2}, b: {"lr": 2}})
+    assert json.loads((a / "config.json").read_text()) == {"lr": 1}  # nothing claimed
+    assert scaffold.prepare_runs({a: {"lr": 2}}, force=True) == {a: "new"}
+
+
+def test_parse_config_presets_checks_inf_and_percent(capsys):
+    @dataclass
+    class C:
+        width: int = scaffold.Field(8, "width, in % of nothing", low=1)
+        p: float = scaffold.Field(float("inf"), "decay", low=0.0, allow_inf=True)
+        depth: int = scaffold.Field(2, "depth", low=1)
+
+    cfg = scaffold.parse_config(C, ["--big", "--depth", "3"], presets={"big": {"width": 64, "depth": 9}})
+    assert (cfg.width, cfg.depth, cfg.p) == (64, 3, float("inf"))
+    assert scaffold.parse_config(C, ["--p", "inf"]).p == float("inf")
+    with pytest.raises(SystemExit) as e:
+        scaffold.parse_config(C, ["--p", "nan"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        scaffold.parse_config(C, ["--width", "3"], check=lambda c: "--width must be even" if c.width % 2 else None)
+    assert e.value.code == 2 and "error: --width must be even" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        scaffold.parse_config(C, ["--help"])
+    assert e.value.code == 0 and "in % of nothing" in capsys.readouterr().out

@@ -1,31 +1,56 @@
-"""Collect finished runs into committed results: runs/ -> results/*.json and the README table.
+"""Collect finished runs into committed results: runs/ -> results/*.json and the README tables.
 
     python aggregate.py [--runs runs/paper] [--results results] [--update-readme]
+    python aggregate.py --table-only --update-readme   # only the tables, from the committed results/*.json
+    python aggregate.py --check                        # CI: exit 1 when a generated table is stale; writes nothing
+    python aggregate.py --quick                        # runs/quick -> runs/quick/results (never results/)
 
 results/summary.json    one row per (dataset, head config): n_seeds, mean/std/median/values over seeds of
                         kl, mse, mse_argmax, accuracy, smoothness (+ kl_grid, perplexity for MLE heads),
                         smoothness over all test PMFs (the paper's convention), and provenance.
 results/examples.json   the PMFs behind the learned-vs-true figures and the training animation.
-results/table.md        the README table (ours beside the paper's), also written into README.md.
+results/table.md        the README table (ours beside the paper's).
 
-With --update-readme it also rewrites the README's GMM-head stability table from
-results/gmm_head_stability.json (written by gmm_stability.py) when that file exists.
+With --update-readme it also rewrites README.md's generated blocks: `results-table` from the summary,
+`gmm-stability` from results/gmm_head_stability.json (written by gmm_stability.py), and the repository
+README's `toy-summary`. --check regenerates every one of them (and table.md) from the committed
+results/*.json and exits 1, naming the stale ones, when any would change. All runs aggregated together must
+share their settings (other than dataset, head, N, gamma, K and seed); quick runs never reach results/ or a
+README, and their table has no paper columns.
 """
 
-import argparse
 import json
 import math
 import statistics
+import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from fourier_head import smoothness
+from scaffold import Field, config_dict, config_differences, git_commit, parse_config, update_block, write_json
+from train import SYSTEM_FIELDS, Config as TrainConfig
 
 HERE = Path(__file__).resolve().parent
+RESULTS, README, ROOT_README = HERE / "results", HERE / "README.md", HERE.parent / "README.md"
+QUICK_DIR = HERE / "runs" / "quick"
+
+
+@dataclass
+class Config:
+    runs: str = Field(str(HERE / "runs" / "paper"), "finished runs (train.py's --out-dir)")
+    results: str = Field(str(RESULTS), "where summary.json, examples.json and table.md go")
+    update_readme: bool = Field(False, "also rewrite the README blocks (only from the committed results/)")
+    table_only: bool = Field(False, "only rebuild table.md (and the README blocks with --update-readme) from "
+                                    "<results>/summary.json; no runs needed")
+
+
+QUICK = dict(runs=str(QUICK_DIR), results=str(QUICK_DIR / "results"))
 METRICS = ("kl", "mse", "mse_argmax", "accuracy", "smoothness", "kl_grid", "perplexity")
+SPEC_FIELDS = ("dataset", "seed", "head", "num_frequencies", "gamma", "num_gaussians")  # what varies in a sweep
 FIGURE_CONFIGS = {"linear": "linear", "gmm": "gmm-k{k}", "fourier": "fourier-f12-g0"}
 FIGURE_POINTS = {"gaussian": 488, "gmm2": 331, "beta": 180, "gmm": 331}  # test indices (the authors' choice)
 # The authors' camera-ready figure (visualize_pmfs.py): Fourier N and the seed per dataset, gamma = 0; the
@@ -64,7 +89,29 @@ def load_runs(runs: Path):
     return groups
 
 
-def provenance(runs: Path):
+def settings_of(config: dict) -> dict:
+    """A run's settings other than its place in the sweep; keys an older config.json lacks take train.py's
+    defaults, so old runs compare equal to new ones made with the same settings."""
+    return {k: v for k, v in {**config_dict(TrainConfig()), **config}.items()
+            if k not in SPEC_FIELDS and k not in SYSTEM_FIELDS and k not in ("datasets", "heads", "seeds",
+                                                                               "frequencies", "gammas")}
+
+
+def check_settings(groups, runs: Path):
+    """All runs aggregated together share their settings: stop with one line naming the differing fields."""
+    every = [(run, settings_of(config)) for rows in groups.values() for config, _, run in rows]
+    first_run, first = every[0]
+    for run, settings in every[1:]:
+        diff = config_differences(first, settings)
+        if diff:
+            raise SystemExit(f"error: the runs under {runs} were made with different settings ({'; '.join(diff)}: "
+                             f"{first_run.relative_to(runs)} vs {run.relative_to(runs)}); aggregate one setting "
+                             "at a time (train.py --out-dir)")
+
+
+def runs_provenance(runs: Path):
+    """Where the runs were made (their env.json, written by scaffold.provenance; older env.json files carry
+    the same keys) and how long the trainings took (sweep_log.jsonl)."""
     log = [json.loads(line) for line in (runs / "sweep_log.jsonl").read_text().splitlines() if line.strip()] \
         if (runs / "sweep_log.jsonl").exists() else []
     envs = [json.loads(p.read_text()) for p in sorted(runs.glob("*/*/seed*/env.json"))]
@@ -75,6 +122,7 @@ def provenance(runs: Path):
         "device": one(pick("device")),
         "wall_seconds": round(sum(e["seconds"] for e in log), 1),
         "trainings": [{k: e[k] for k in ("family", "models", "seconds", "epochs")} for e in log],
+        "aggregated_at_commit": git_commit(),
     }
 
 
@@ -169,15 +217,26 @@ def fmt(stats, digits=3):
     return f"{stats['mean']:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
 
 
-def table(rows, paper):
-    paper_by = {(p["dataset"], p["config"]): p for p in paper["rows"]}
-    lines = ["| dataset | head | n | KL (ours) | KL (paper) | smoothness (ours) | smoothness (paper) | "
-             "MSE argmax (ours) | MSE argmax (paper) | MSE expected (ours) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    label = lambda r: {"linear": "Linear", "regression": "Regression (pointwise)"}.get(
+def label(r) -> str:
+    return {"linear": "Linear", "regression": "Regression (pointwise)"}.get(
         r["head"], f"GMM (K={r['num_gaussians']})" if r["head"] == "gmm" else
         f"GMM-MLE (K={r['num_gaussians']})" if r["head"] == "gmm-mle" else
         f"{'Fourier-MLE' if r['head'] == 'fourier-mle' else 'Fourier'} N={r['num_frequencies']}, γ={r['gamma']:g}")
+
+
+def table(rows, paper, quick: bool = False):
+    """The README table: ours beside the paper's. A quick run's table has no paper columns (its tiny
+    settings are not comparable) and says so on its first line."""
+    paper_by = {(p["dataset"], p["config"]): p for p in paper["rows"]}
+    if quick:
+        epochs = "/".join(map(str, sorted({r["epochs"] for r in rows})))
+        lines = [f"**Quick run** ({epochs} epochs, CPU smoke settings): these numbers check the chain, they are "
+                 "not results.", "",
+                 "| dataset | head | n | KL | smoothness | MSE argmax | MSE expected |", "|---|---|---|---|---|---|---|"]
+    else:
+        lines = ["| dataset | head | n | KL (ours) | KL (paper) | smoothness (ours) | smoothness (paper) | "
+                 "MSE argmax (ours) | MSE argmax (paper) | MSE expected (ours) |",
+                 "|---|---|---|---|---|---|---|---|---|---|"]
     keep = ["linear", "gmm-k1", "gmm-k2", "fourier-f12-g0", "fourier-f12-g1e-06", "regression",
             "fourier-mle-f12-g0", "gmm-mle-k1", "gmm-mle-k2"]
     order = ["gaussian", "gmm2", "beta", "gmm"]
@@ -186,6 +245,10 @@ def table(rows, paper):
         p = paper_by.get((r["dataset"], r["config"]), {})
         smooth = r.get("smoothness_all_pmfs")
         kl = fmt(r.get("kl")) + (fmt_median(r.get("kl")) if r["head"] in ("gmm", "gmm-mle") else "")
+        if quick:
+            lines.append(f"| {r['dataset']} | {label(r)} | {r['n_seeds']} | {kl} | "
+                         f"{fmt(smooth, 4) if smooth else '–'} | {fmt(r.get('mse_argmax'))} | {fmt(r.get('mse'))} |")
+            continue
         lines.append(f"| {r['dataset']} | {label(r)} | {r['n_seeds']} | {kl} | {fmt(p.get('kl'))} | "
                      f"{fmt(smooth, 4) if smooth else '–'} | {fmt(p.get('smoothness'), 4)} | "
                      f"{fmt(r.get('mse_argmax'))} | {fmt(p.get('mse_argmax'))} | {fmt(r.get('mse'))} |")
@@ -206,8 +269,10 @@ def stability_table(stability):
     """The README's GMM-head stability table from results/gmm_head_stability.json."""
     order = ["gaussian", "gmm2", "beta", "gmm"]
     prov = stability["provenance"]
-    lines = ["| dataset | head | seeds | stuck | KL median | KL mean ± std | KL mean ± std, not stuck | "
-             "dead component |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["**Quick run** (CPU smoke settings): these numbers check the chain, they are not results.", ""] \
+        if prov.get("quick") else []
+    lines += ["| dataset | head | seeds | stuck | KL median | KL mean ± std | KL mean ± std, not stuck | "
+              "dead component |", "|---|---|---|---|---|---|---|---|"]
     for r in sorted(stability["rows"], key=lambda r: (order.index(r["dataset"]) if r["dataset"] in order else 9,
                                                       r["head"])):
         label = f"{'GMM' if r['head'] == 'gmm' else 'GMM-MLE'} (K={r['num_gaussians']})"
@@ -242,48 +307,76 @@ def summary_table(rows, paper):
     return "\n".join(lines) + "\n"
 
 
-def update_readme(readme: Path, text: str, start="<!-- results-table:start -->", end="<!-- results-table:end -->"):
-    content = readme.read_text()
-    if start not in content:
-        raise SystemExit(f"error: {readme} has no '{start}' marker")
-    head, rest = content.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{text}{end}{tail}")
+# ---- the generated blocks -----------------------------------------------------------------------------
+
+def blocks(results: Path) -> list:
+    """Every generated text of the committed results: (name, file, README block or None, text)."""
+    summary = json.loads((results / "summary.json").read_text())
+    paper = json.loads((HERE / "paper_numbers.json").read_text())
+    text = table(summary["rows"], paper)
+    out = [("results/table.md", results / "table.md", None, text), ("results-table", README, "results-table", text)]
+    stability = results / "gmm_head_stability.json"
+    if stability.exists():
+        out.append(("gmm-stability", README, "gmm-stability", stability_table(json.loads(stability.read_text()))))
+    if ROOT_README.exists() and "<!-- toy-summary:start -->" in ROOT_README.read_text():  # absent in a fork
+        out.append(("toy-summary", ROOT_README, "toy-summary", summary_table(summary["rows"], paper)))
+    return out
+
+
+def write_blocks(results: Path, check: bool = False) -> list:
+    """Write table.md and the README blocks (with `check`: write nothing); the names of those that changed."""
+    changed = []
+    for name, path, block, text in blocks(results):
+        if block is None:
+            if not path.exists() or path.read_text() != text:
+                changed.append(name)
+                if not check:
+                    path.write_text(text)
+        elif update_block(path, block, text, check=check):
+            changed.append(f"{path.relative_to(HERE.parent)} block {block}" if path == ROOT_README else
+                           f"README.md block {block}")
+    return changed
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, default=HERE / "runs" / "paper")
-    parser.add_argument("--results", type=Path, default=HERE / "results")
-    parser.add_argument("--update-readme", action="store_true", help="rewrite the table in README.md")
-    parser.add_argument("--table-only", action="store_true",
-                        help="only rebuild table.md (and README with --update-readme) from results/summary.json")
-    args = parser.parse_args(argv)
-    if args.table_only:
-        rows = json.loads((args.results / "summary.json").read_text())["rows"]
+    cfg = parse_config(Config, argv, description=__doc__, quick=QUICK, extra=lambda p: p.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 naming the generated tables that differ from "
+                                             "the committed results/*.json"))
+    if cfg._args.check:
+        stale = write_blocks(RESULTS, check=True)
+        if stale:
+            sys.exit(f"stale: {', '.join(stale)} differ(s) from results/*.json; "
+                     "run `python aggregate.py --table-only --update-readme`")
+        return print("the README blocks and results/table.md match results/*.json")
+    runs, results = Path(cfg.runs), Path(cfg.results)
+    committed = results.resolve() == RESULTS.resolve()
+    if cfg.update_readme and not committed:
+        sys.exit(f"error: --update-readme writes the README from the committed results/ only (got --results {results})")
+    if cfg.table_only:
+        if not (results / "summary.json").exists():
+            sys.exit(f"error: {results / 'summary.json'} not found (run aggregate.py on finished runs first)")
+        summary = json.loads((results / "summary.json").read_text())
     else:
-        if not any(args.runs.glob("*/*/seed*/metrics.json")):
-            raise SystemExit(f"error: no finished runs under {args.runs} (run train.py first)")
-        groups = load_runs(args.runs)
-        rows = summarize(groups)
-        args.results.mkdir(parents=True, exist_ok=True)
-        summary = {"provenance": provenance(args.runs), "rows": rows}
-        (args.results / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-        (args.results / "examples.json").write_text(json.dumps(examples(groups, args.runs)) + "\n")
-    text = table(rows, json.loads((HERE / "paper_numbers.json").read_text()))
-    (args.results / "table.md").write_text(text)
-    if args.update_readme:
-        update_readme(HERE / "README.md", text)
-        stability = args.results / "gmm_head_stability.json"
-        if stability.exists():
-            update_readme(HERE / "README.md", stability_table(json.loads(stability.read_text())),
-                          "<!-- gmm-stability:start -->", "<!-- gmm-stability:end -->")
-        root = HERE.parent / "README.md"
-        if root.exists() and "<!-- toy-summary:start -->" in root.read_text():  # absent in a fork
-            paper = json.loads((HERE / "paper_numbers.json").read_text())
-            update_readme(root, summary_table(rows, paper), "<!-- toy-summary:start -->", "<!-- toy-summary:end -->")
+        if not any(runs.glob("*/*/seed*/metrics.json")):
+            sys.exit(f"error: no finished runs under {runs} (run train.py first)")
+        groups = load_runs(runs)
+        check_settings(groups, runs)
+        quick = any(config.get("quick", False) for rows in groups.values() for config, _, _ in rows)
+        if quick and (committed or cfg.update_readme):
+            sys.exit("error: quick runs never go into the committed results/ or a README; use --quick "
+                     "(writes runs/quick/results)")
+        summary = {"provenance": runs_provenance(runs), "quick": quick, "rows": summarize(groups)}
+        write_json(results / "summary.json", summary)
+        write_json(results / "examples.json", examples(groups, runs), indent=None)
+    rows, quick = summary["rows"], summary.get("quick", False)
+    text = table(rows, json.loads((HERE / "paper_numbers.json").read_text()), quick=quick)
+    if cfg.update_readme:
+        write_blocks(results)
+    else:
+        results.mkdir(parents=True, exist_ok=True)
+        (results / "table.md").write_text(text)
     print(text)
-    print(f"{len(rows)} configurations -> {args.results}")
+    print(f"{len(rows)} configurations -> {results}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """How often the GMM head ends in a poor optimum: the GMM heads over many seeds -> results/gmm_head_stability.json.
 
-    python gmm_stability.py --update-readme           # 24 seeds x 4 datasets x {gmm, gmm-mle}; GPU: a few minutes
+    python gmm_stability.py --update-readme           # 24 seeds x 4 datasets x {gmm, gmm-mle}; GPU: about a minute
     python gmm_stability.py --quick                   # CPU smoke (3 seeds, 20 epochs): writes only under runs/quick/
+    python aggregate.py --check                       # is the README's stability table that of the committed JSON?
 
 The sweep reports the GMM heads over the paper's 4 seeds, and with K = 2 one seed can end far from the
 others (v1 gmm 1.12, gmm2 0.49 against 0.02-0.10). Here the same heads, trained by train.py exactly as in
@@ -24,17 +25,18 @@ for at least 99% of the test points (train.py's gmm_components.json). A dead com
 stuck: on v1's gmm one Gaussian already fits well (KL about 0.07), so a run with one dead component can score
 like the others.
 
-Runs go to runs/gmm_stability/<dataset>/<config>/seed<k>/ (resumable, as train.py); the summary has one row
-per dataset and head: seeds, stuck_rate, kl_median, kl_mean, kl_std, per-seed values, provenance.
+Runs go to runs/gmm_stability/<dataset>/<config>/seed<k>/ (resumable, and refused when they hold runs with other
+settings, as train.py's; --force retrains); the summary has one row per dataset and head: seeds, stuck_rate,
+kl_median, kl_mean, kl_std, per-seed values, provenance. --update-readme rewrites README.md's gmm-stability block
+(only from the committed results/, never with --quick).
 """
 
-import argparse
 import json
 import math
-import shlex
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,9 +46,31 @@ from torch.nn import functional as F
 import aggregate
 import data as toy_data
 import train
+from scaffold import Field, parse_config, pick_device, provenance, update_block, write_json
 
 HERE = Path(__file__).resolve().parent
 SEEDS = tuple(range(100, 124))   # none of the sweep's seeds (1, 2, 3, 42)
+
+
+@dataclass
+class Config:
+    seeds: tuple = Field(SEEDS, "seeds (none of the sweep's 1, 2, 3, 42)", low=0)
+    datasets: tuple = Field(("gaussian", "gmm2", "beta", "gmm"), "datasets", choices=toy_data.DATASETS)
+    heads: tuple = Field(("gmm", "gmm-mle"), "GMM heads", choices=("gmm", "gmm-mle"))
+    epochs: int = Field(500, "training epochs", low=1)
+    n_samples: int = Field(5000, "triples drawn per (dataset, seed)", low=10)
+    mixture_truth: str = Field("joint", "ground truth of the mixture datasets (see train.py)",
+                               choices=toy_data.MIXTURE_TRUTHS)
+    fit_steps: int = Field(500, "Adam steps of the family fit (KL_fit)", low=1)
+    device: str = Field("auto", "auto | cpu | cuda | cuda:N")
+    out_dir: str = Field(str(HERE / "runs" / "gmm_stability"), "where the run directories go")
+    results: str = Field(str(aggregate.RESULTS), "where gmm_head_stability.json goes")
+    update_readme: bool = Field(False, "rewrite README.md's stability table (committed results/ only)")
+    wandb: bool = Field(False, "also log the training to wandb (offline unless WANDB_MODE says otherwise)")
+
+
+QUICK = dict(seeds=SEEDS[:3], epochs=20, n_samples=1000, out_dir=str(aggregate.QUICK_DIR / "gmm_stability"),
+             results=str(aggregate.QUICK_DIR / "results"))
 STUCK_FRACTION = 1 / 3
 STUCK_DEFINITION = (
     "Stuck: the run closes less than two thirds of the gap between the uniform PMF and the best fit of its own "
@@ -151,51 +175,34 @@ def summarize(cfg: train.Config, device: torch.device, fit_steps: int = 500):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    parser.add_argument("--datasets", nargs="+", default=["gaussian", "gmm2", "beta", "gmm"])
-    parser.add_argument("--heads", nargs="+", default=["gmm", "gmm-mle"], choices=["gmm", "gmm-mle"])
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
-    parser.add_argument("--epochs", type=int, default=None, help="default 500 (20 with --quick)")
-    parser.add_argument("--mixture-truth", default="joint", choices=toy_data.MIXTURE_TRUTHS)
-    parser.add_argument("--out-dir", type=Path, default=None, help="default runs/gmm_stability")
-    parser.add_argument("--results", type=Path, default=None, help="default results/")
-    parser.add_argument("--quick", action="store_true",
-                        help="CPU smoke: 3 seeds, 20 epochs, 1000 samples, under runs/quick/ (results too)")
-    parser.add_argument("--fit-steps", type=int, default=500, help="Adam steps of the family fit (KL_fit)")
-    parser.add_argument("--update-readme", action="store_true", help="rewrite the stability table in README.md")
-    args = parser.parse_args(argv)
-    if args.update_readme and args.quick:
-        parser.error("--update-readme with --quick would put smoke numbers in the README")
-    quick = HERE / "runs" / "quick"
-    seeds = args.seeds[:3] if args.quick and args.seeds == list(SEEDS) else args.seeds
-    out_dir = args.out_dir or (quick / "gmm_stability" if args.quick else HERE / "runs" / "gmm_stability")
-    results = args.results or (quick / "results" if args.quick else HERE / "results")
-    epochs = args.epochs or (20 if args.quick else 500)
-    train_argv = ["--datasets", *args.datasets, "--heads", *args.heads, "--seeds", *map(str, seeds),
-                  "--epochs", str(epochs), "--eval-every", str(epochs), "--device", args.device,
-                  "--mixture-truth", args.mixture_truth, "--out-dir", str(out_dir)]
-    if args.quick:
-        train_argv += ["--n-samples", "1000"]
-    cfg = train.parse_config(train_argv)
+    cfg = parse_config(Config, argv, description=__doc__, quick=QUICK, extra=train.force_flag)
+    quick, results = cfg._args.quick, Path(cfg.results)
+    committed = results.resolve() == aggregate.RESULTS.resolve()
+    if cfg.update_readme and quick:
+        sys.exit("error: --update-readme with --quick would put smoke numbers in the README")
+    if cfg.update_readme and not committed:
+        sys.exit(f"error: --update-readme writes the README from the committed results/ only (got --results {results})")
+    if quick and committed:
+        sys.exit("error: quick runs never go into the committed results/; leave --results at its --quick default")
+    device = pick_device(cfg.device)
+    # the sweep's models, exactly as train.py trains them; one test evaluation, at the end
+    train_cfg = train.Config(datasets=cfg.datasets, heads=cfg.heads, seeds=cfg.seeds, epochs=cfg.epochs,
+                             eval_every=cfg.epochs, n_samples=cfg.n_samples, mixture_truth=cfg.mixture_truth,
+                             device=cfg.device, out_dir=cfg.out_dir, wandb=cfg.wandb)
 
     t0 = time.time()
-    train.main(train_argv)  # skips finished runs
+    train.sweep(train_cfg, force=cfg._args.force, quick=quick)  # skips finished runs
     t1 = time.time()
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
-    rows = summarize(cfg, device, args.fit_steps)
-    prov = aggregate.provenance(out_dir)
-    command = ["python", Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]
-    prov.update({"wall_seconds_this_call": round(time.time() - t0, 1), "summary_seconds": round(time.time() - t1, 1),
-                 "command": " ".join(shlex.quote(a) for a in command), "quick": args.quick})
+    rows = summarize(train_cfg, device, cfg.fit_steps)
+    prov = {**aggregate.runs_provenance(Path(cfg.out_dir)), "wall_seconds_this_call": round(time.time() - t0, 1),
+            "summary_seconds": round(time.time() - t1, 1), "command": provenance()["command"], "quick": quick}
     out = {"stuck_definition": STUCK_DEFINITION, "stuck_fraction": STUCK_FRACTION,
            "dead_component_definition": DEAD_DEFINITION, "provenance": prov, "rows": rows}
-    results.mkdir(parents=True, exist_ok=True)
     path = results / "gmm_head_stability.json"
-    path.write_text(json.dumps(out, indent=1) + "\n")
+    write_json(path, out)
     text = aggregate.stability_table(out)
-    if args.update_readme:
-        aggregate.update_readme(HERE / "README.md", text, "<!-- gmm-stability:start -->", "<!-- gmm-stability:end -->")
+    if cfg.update_readme:
+        update_block(aggregate.README, "gmm-stability", text)
     print(text)
     print(f"-> {path}")
 

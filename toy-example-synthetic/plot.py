@@ -1,6 +1,7 @@
 """Figures of the toy example, from results/*.json only (no training, no run directories needed).
 
     python plot.py [--results results] [--figures figures]
+    python plot.py --quick        # runs/quick/results -> runs/quick/figures, "quick run" in every title
 
 figures/varying_frequencies.png  KL and smoothness vs N per dataset (paper v1 Fig. 8 / camera-ready); bands
                                  +-0.67 std: over seeds for KL, over all test PMFs for smoothness (the authors')
@@ -12,11 +13,14 @@ figures/mle_densities.png        learned continuous densities vs the true one
 figures/training.gif             the PMF of one test point being learned, linear vs GMM vs Fourier
 """
 
-import argparse
 import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from scaffold import Field, parse_config
 
 try:
     import plot_style
@@ -24,6 +28,16 @@ except ImportError:  # forked without the repository's plot_style.py: matplotlib
     plot_style = None
 
 HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Config:
+    results: str = Field(str(HERE / "results"), "folder holding summary.json and examples.json (aggregate.py)")
+    figures: str = Field(str(HERE / "figures"), "where the figures go")
+
+
+QUICK = dict(results=str(HERE / "runs" / "quick" / "results"), figures=str(HERE / "runs" / "quick" / "figures"))
+QUICK_TITLE = "quick run (CPU smoke settings, not results)"
 BAND = 0.67  # +-0.67 std ~ a 50% interval, as the paper's figures
 COLORS = plot_style.COLORS if plot_style else {"linear": "C3", "gmm": "C4", "fourier": "C0", "fourier_noreg": "C1",
                                                "true": "C2", "regression": "C7"}
@@ -41,7 +55,10 @@ def setup():
     return plt
 
 
-def save(fig, path: Path):
+def save(fig, path: Path, quick: bool = False):
+    if quick:
+        fig.suptitle(QUICK_TITLE, color="C3")
+        fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, bbox_inches="tight", dpi=150)
     import matplotlib.pyplot as plt
@@ -77,7 +94,8 @@ def sweep_line(ax, rows, metric, color, label):
 
 
 def varying_frequencies(plt, rows, out: Path, heads=("fourier", "linear", "gmm"),
-                        metrics=(("kl", "KL divergence"), ("smoothness", "Smoothness")), name="varying_frequencies.png"):
+                        metrics=(("kl", "KL divergence"), ("smoothness", "Smoothness")), name="varying_frequencies.png",
+                        quick: bool = False):
     datasets = [d for d in ORDER if any(r["dataset"] == d and r["head"] == heads[0] for r in rows)]
     if not datasets:
         return
@@ -102,10 +120,10 @@ def varying_frequencies(plt, rows, out: Path, heads=("fourier", "linear", "gmm")
             if i == 0 and j == 0:
                 ax.legend(fontsize=8)
     fig.tight_layout()
-    save(fig, out / name)
+    save(fig, out / name, quick)
 
 
-def pmf_grid(plt, examples, out: Path, key="pmf_grid", name="pmf_grid.png"):
+def pmf_grid(plt, examples, out: Path, key="pmf_grid", name="pmf_grid.png", quick: bool = False):
     entries = [e for e in examples.get(key, []) if e["dataset"] in ("gaussian", "gmm2", "beta")]
     if not entries:
         return
@@ -131,10 +149,10 @@ def pmf_grid(plt, examples, out: Path, key="pmf_grid", name="pmf_grid.png"):
             if i == len(entries) - 1:
                 ax.set_xlabel("z")
     fig.tight_layout()
-    save(fig, out / name)
+    save(fig, out / name, quick)
 
 
-def mle_densities(plt, examples, out: Path):
+def mle_densities(plt, examples, out: Path, quick: bool = False):
     entries = examples["mle"]
     datasets = [d for d in ORDER if any(e["dataset"] == d for e in entries)]
     if not datasets:
@@ -155,10 +173,10 @@ def mle_densities(plt, examples, out: Path):
         axes[i, 0].set_ylabel("density")
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
-    save(fig, out / "mle_densities.png")
+    save(fig, out / "mle_densities.png", quick)
 
 
-def training_gif(plt, examples, out: Path):
+def training_gif(plt, examples, out: Path, quick: bool = False):
     anim = examples.get("animation")
     if not anim or not anim["heads"]:
         return
@@ -185,7 +203,8 @@ def training_gif(plt, examples, out: Path):
         for bar_set, name in zip(bars, names):
             for rect, h in zip(bar_set, anim["heads"][name]["pmfs"][t]):
                 rect.set_height(h)
-        title.set_text(f"{DATASET_TITLES[anim['dataset']]}: learned PMF vs true (green), epoch {epochs[t]}")
+        title.set_text(f"{QUICK_TITLE + ' | ' if quick else ''}{DATASET_TITLES[anim['dataset']]}: learned PMF vs true "
+                       f"(green), epoch {epochs[t]}")
         return [r for b in bars for r in b]
 
     frames = list(range(len(epochs))) + [len(epochs) - 1] * 8  # hold the last frame
@@ -198,24 +217,25 @@ def training_gif(plt, examples, out: Path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", type=Path, default=HERE / "results")
-    parser.add_argument("--figures", type=Path, default=HERE / "figures")
-    args = parser.parse_args(argv)
-    summary_path = args.results / "summary.json"
-    if not summary_path.exists():
-        raise SystemExit(f"error: {summary_path} not found (run aggregate.py first)")
-    rows = json.loads(summary_path.read_text())["rows"]
-    examples = json.loads((args.results / "examples.json").read_text())
+    cfg = parse_config(Config, argv, description=__doc__, quick=QUICK)
+    results, figures = Path(cfg.results), Path(cfg.figures)
+    for name in ("summary.json", "examples.json"):
+        if not (results / name).exists():
+            sys.exit(f"error: {results / name} not found (run aggregate.py first)")
+    summary = json.loads((results / "summary.json").read_text())
+    rows, quick = summary["rows"], summary.get("quick", False) or cfg._args.quick
+    if quick and figures.resolve() == (HERE / "figures").resolve():
+        sys.exit("error: figures of quick runs never go into the committed figures/; use --quick")
+    examples = json.loads((results / "examples.json").read_text())
     plt = setup()
-    varying_frequencies(plt, rows, args.figures)
-    varying_frequencies(plt, rows, args.figures, heads=("fourier-mle", "gmm-mle"),
+    varying_frequencies(plt, rows, figures, quick=quick)
+    varying_frequencies(plt, rows, figures, heads=("fourier-mle", "gmm-mle"),
                         metrics=(("kl_grid", "KL (1000 bins)"), ("perplexity", "Perplexity")),
-                        name="mle_vs_frequencies.png")
-    pmf_grid(plt, examples, args.figures)
-    pmf_grid(plt, examples, args.figures, key="pmf_grid_paper", name="pmf_grid_paper.png")
-    mle_densities(plt, examples, args.figures)
-    training_gif(plt, examples, args.figures)
+                        name="mle_vs_frequencies.png", quick=quick)
+    pmf_grid(plt, examples, figures, quick=quick)
+    pmf_grid(plt, examples, figures, key="pmf_grid_paper", name="pmf_grid_paper.png", quick=quick)
+    mle_densities(plt, examples, figures, quick=quick)
+    training_gif(plt, examples, figures, quick=quick)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Train the toy example's whole sweep (or any part of it) at once: paper v1 §4 / Table 1 / Figs 3, 8.
 
     python train.py                                  # the paper's full sweep (GPU: about two minutes)
-    python train.py --quick                          # reduced sweep for a CPU (< 1 minute)
+    python train.py --quick                          # reduced sweep for a CPU (< 1 minute), under runs/quick/
     python train.py --datasets gmm2 --heads linear fourier --frequencies 12 --seeds 1 2
 
 Every model is an MLP 2 -> 64 -> 32 with one head (see models.py). All selected models are stacked
@@ -11,20 +11,16 @@ with cosine annealing to 1e-6 and gradient clipping at 0.1 per model).
 
 Each model writes runs/paper/<dataset>/<config>/seed<k>/{config,env,metrics}.json and pmfs.npy (its 1000
 test PMFs, float16); GMM heads also gmm_components.json (per component: std, share of test points whose
-mean sits at the edge). Models whose metrics.json exists are skipped, so an interrupted sweep resumes.
-Then run aggregate.py (-> results/) and plot.py (-> figures/).
+mean sits at the edge). A model whose run directory holds a finished run with the same settings is
+skipped, so an interrupted sweep resumes; one holding a run with other settings (e.g. another --epochs)
+stops the program before any training, naming the differing fields: use another --out-dir, or --force to
+retrain the selected models in place. Then run aggregate.py (-> results/) and plot.py (-> figures/).
 """
 
-import argparse
-import dataclasses
 import json
 import math
-import os
-import platform
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,77 +31,60 @@ from tqdm import tqdm
 import data as toy_data
 from fourier_head import smoothness
 from models import CLASSIFICATION_HEADS, HEADS, MLE_HEADS, Ensemble, ModelSpec
+from scaffold import Field, Tracker, config_dict, parse_config, pick_device, prepare_runs, provenance, write_json
 
 HERE = Path(__file__).resolve().parent
 
 
 @dataclass
 class Config:
-    datasets: tuple = ("gaussian", "gmm2", "beta", "gmm")  # gmm is v1's GMM dataset
-    heads: tuple = HEADS
-    seeds: tuple = (1, 2, 3, 42)          # torch seed (init, shuffling) and data seed
-    frequencies: tuple = tuple(range(2, 21, 2))  # Fourier heads' N
-    gammas: tuple = (0.0, 1e-6)           # Fourier regulariser weights (added to the loss)
-    epochs: int = 500
-    batch_size: int = 32
-    lr: float = 1e-3
-    mle_lr_min: float = 1e-6              # cosine annealing floor (MLE heads)
-    mle_clip: float = 0.1                 # gradient-norm clip per model (MLE heads)
-    n_samples: int = 5000
-    var: float = 0.01
-    num_bins: int = 50
-    mle_grid_bins: int = 1000             # grid of the MLE heads' KL
-    split_seed: int = 42
-    mixture_truth: str = "joint"          # ground truth of gmm/gmm2: joint | per-component (the authors')
-    eval_every: int = 10
-    snapshot_test_indices: tuple = (488, 331, 180)  # test points whose PMFs are saved at every eval
-    out_dir: str = str(HERE / "runs" / "paper")
-    device: str = "auto"
-    cpu_threads: int = 1                  # tiny batched matmuls: one thread is fastest on a CPU
-    cuda_graph: bool = True               # replay each training step as a CUDA graph (GPU only)
-    dtype: str = "float32"                # float64 for exact comparisons (tests)
-    quick: bool = False                   # CPU preset: 3 datasets, 1 seed, N in {4, 12}, 20 epochs
+    # the sweep: which models
+    datasets: tuple = Field(("gaussian", "gmm2", "beta", "gmm"), "datasets (gmm is v1's GMM dataset)",
+                            choices=toy_data.DATASETS)
+    heads: tuple = Field(HEADS, "heads", choices=HEADS)
+    seeds: tuple = Field((1, 2, 3, 42), "seeds: each sets the data draw, the initialisation and the batch order",
+                         low=0)
+    frequencies: tuple = Field(tuple(range(2, 21, 2)), "Fourier heads' N", low=1)
+    gammas: tuple = Field((0.0, 1e-6), "Fourier regulariser weights (added to the loss)", low=0.0)
+    # training
+    epochs: int = Field(500, "passes over the training triples", low=1)
+    batch_size: int = Field(32, "batch size", low=1)
+    lr: float = Field(1e-3, "Adam learning rate", low=0.0, low_open=True)
+    mle_lr_min: float = Field(1e-6, "cosine annealing floor (MLE heads)", low=0.0)
+    mle_clip: float = Field(0.1, "gradient-norm clip per model (MLE heads)", low=0.0, low_open=True)
+    # data
+    n_samples: int = Field(5000, "triples drawn per (dataset, seed): 4/5 train, 1/5 test", low=10)
+    var: float = Field(0.01, "noise variance of the datasets", low=0.0, low_open=True)
+    num_bins: int = Field(50, "bins of z", low=2)
+    mle_grid_bins: int = Field(1000, "grid of the MLE heads' KL", low=2)
+    split_seed: int = Field(42, "seed of the train/test split", low=0)
+    mixture_truth: str = Field("joint", "ground truth of the mixture datasets (gmm, gmm2): joint = the mixture's "
+                               "density at the bin centres, renormalised (the committed results); per-component = "
+                               "each Gaussian renormalised over the bins, then averaged (the authors'); use a "
+                               "separate --out-dir", choices=toy_data.MIXTURE_TRUTHS)
+    # evaluation, outputs, machine
+    eval_every: int = Field(10, "epochs between test evaluations", low=1)
+    snapshot_test_indices: tuple = Field((488, 331, 180), "test points whose PMFs are saved at every eval", low=0)
+    out_dir: str = Field(str(HERE / "runs" / "paper"), "where run directories go (--quick: runs/quick)")
+    device: str = Field("auto", "auto | cpu | cuda | cuda:N")
+    cpu_threads: int = Field(1, "CPU threads (tiny batched matmuls: one thread is fastest)", low=1)
+    cuda_graph: bool = Field(True, "replay each training step as a CUDA graph (GPU only)")
+    dtype: str = Field("float32", "float64 for exact comparisons (tests)", choices=("float32", "float64"))
+    wandb: bool = Field(False, "also log to wandb (offline unless WANDB_MODE says otherwise)")
 
 
-HELP = {
-    "datasets": "datasets to train on: gaussian gmm gmm2 beta",
-    "heads": f"heads: {' '.join(HEADS)}",
-    "quick": "reduced CPU preset (overrides datasets, seeds, frequencies, epochs unless given)",
-    "out_dir": "where run directories go",
-    "device": "auto | cpu | cuda | cuda:1 ...",
-    "mixture_truth": "ground truth of the mixture datasets (gmm, gmm2): joint = the mixture's density at the bin "
-                     "centres, renormalised (default, the committed results); per-component = each Gaussian "
-                     "renormalised over the bins, then averaged (the authors'); use a separate --out-dir",
-}
+# CPU preset: 3 datasets, 1 seed, N in {4, 12}, 20 epochs; flags given beside --quick win.
 QUICK = dict(datasets=("gaussian", "gmm2", "beta"), seeds=(1,), frequencies=(4, 12), epochs=20,
              n_samples=1000, eval_every=5, out_dir=str(HERE / "runs" / "quick"))
+SWEEP_FIELDS = ("datasets", "heads", "seeds", "frequencies", "gammas")  # in the run's spec instead
+# Settings that do not change a run's numbers: a run made with other values of these is the same run.
+SYSTEM_FIELDS = ("out_dir", "device", "cpu_threads", "cuda_graph", "wandb", "quick")
 
 
-def parse_config(argv=None) -> Config:
-    """CLI flags from the dataclass fields; --quick sets the QUICK preset below explicit flags."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in dataclasses.fields(Config):
-        name = "--" + f.name.replace("_", "-")
-        if isinstance(f.default, bool):
-            parser.add_argument(name, action=argparse.BooleanOptionalAction, default=None, help=HELP.get(f.name, ""))
-        elif isinstance(f.default, tuple):
-            kind = type(f.default[0]) if f.default else str
-            parser.add_argument(name, nargs="+", type=kind, default=None, help=HELP.get(f.name, f"default {f.default}"))
-        else:
-            parser.add_argument(name, type=type(f.default), default=None, help=HELP.get(f.name, f"default {f.default}"))
-    args = vars(parser.parse_args(argv))
-    values = dict(QUICK) if args["quick"] else {}
-    values.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in args.items() if v is not None})
-    cfg = Config(**values)
-    for d in cfg.datasets:
-        if d not in toy_data.DATASETS:
-            parser.error(f"unknown dataset {d!r}; choose from {', '.join(toy_data.DATASETS)}")
-    for h in cfg.heads:
-        if h not in HEADS:
-            parser.error(f"unknown head {h!r}; choose from {', '.join(HEADS)}")
-    if cfg.mixture_truth not in toy_data.MIXTURE_TRUTHS:
-        parser.error(f"unknown mixture truth {cfg.mixture_truth!r}; choose from {', '.join(toy_data.MIXTURE_TRUTHS)}")
-    return cfg
+def force_flag(parser):
+    parser.add_argument("--force", action="store_true",
+                        help="retrain the selected models even where their run directory holds a run "
+                             "(with the same or other settings), overwriting it")
 
 
 def model_grid(cfg: Config):
@@ -219,7 +198,7 @@ def cosine_lr(cfg, epoch: int) -> float:
     return cfg.mle_lr_min + (cfg.lr - cfg.mle_lr_min) * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
 
 
-def train_family(cfg, specs, device, mle: bool):
+def train_family(cfg, specs, device, mle: bool, tracker: Tracker = None):
     """Train the given specs together; returns the trained ensemble, its data and the eval history."""
     batch = load_groups(cfg, specs, device, mle)
     group_of = {g: i for i, g in enumerate(batch["groups"])}
@@ -286,6 +265,10 @@ def train_family(cfg, specs, device, mle: bool):
                             **{k: v.cpu() for k, v in metrics.items()}})
             snapshots.append(pmfs[:, [i % pmfs.shape[1] for i in cfg.snapshot_test_indices]].cpu().numpy())
             bar.set_postfix(loss=f"{(running / steps).mean().item():.3f}")
+            if tracker is not None:  # per head kind: the mean over its models
+                tracker.log({"epoch": epoch + 1, **{f"{kind}/{name}": values[ens.slices[kind]].nanmean().item()
+                                                    for kind in ens.kinds for name, values in history[-1].items()
+                                                    if name != "epoch"}})
             seconds_eval += time.time() - t0
     extras = {"snapshots": np.stack(snapshots, axis=1), "eval_seconds": seconds_eval}
     if mle:  # the continuous densities at the snapshot test points, for the MLE figure
@@ -321,19 +304,10 @@ def gmm_components(ens: Ensemble, x_test) -> dict:
 
 # ---- outputs ------------------------------------------------------------------------------------------
 
-def environment(device) -> dict:
-    commit = os.environ.get("FOURIER_HEAD_COMMIT")
-    if not commit:
-        try:
-            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True,
-                                    timeout=10).stdout.strip() or "unknown"
-        except (OSError, subprocess.SubprocessError):
-            commit = "unknown"
-    return {
-        "python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
-        "platform": platform.platform(), "commit": commit, "device": str(device),
-        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-    }
+def run_config(cfg: Config, spec: ModelSpec, quick: bool) -> dict:
+    """What defines one model's run: its spec and the training settings (JSON types, as config.json holds)."""
+    settings = {k: v for k, v in config_dict(cfg).items() if k not in SWEEP_FIELDS}
+    return json.loads(json.dumps({**asdict(spec), **settings, "quick": quick}))
 
 
 def write_runs(cfg, ens, batch, history, extras, pmfs, env, seconds):
@@ -345,37 +319,44 @@ def write_runs(cfg, ens, batch, history, extras, pmfs, env, seconds):
         if "true_grid_density" in extras:
             g = batch["groups"].index(d)
             np.save(out / draw.name / f"true_grid_density_seed{draw.seed}.npy", extras["true_grid_density"][g])
-    train_cfg = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("datasets", "heads", "seeds",
-                                                                                "frequencies", "gammas", "quick")}
     for i, spec in enumerate(ens.specs):
-        run = out / spec.run_name
-        run.mkdir(parents=True, exist_ok=True)
+        run = out / spec.run_name  # config.json is already there (prepare_runs)
         series = [{k: (v if k == "epoch" else float(v[i])) for k, v in h.items()} for h in history]
         final = {k: v for k, v in series[-1].items() if not (isinstance(v, float) and math.isnan(v))}
-        (run / "config.json").write_text(json.dumps({**dataclasses.asdict(spec), **train_cfg,
-                                                     "quick": cfg.quick}, indent=1))
-        (run / "env.json").write_text(json.dumps({**env, "family_train_seconds": seconds,
-                                                  "models_trained_together": len(ens.specs)}, indent=1))
+        write_json(run / "env.json", {**env, "family_train_seconds": seconds, "models_trained_together": len(ens.specs)})
         np.save(run / "pmfs.npy", pmfs[i].cpu().numpy().astype(np.float16))
         np.save(run / "snapshots.npy", extras["snapshots"][i].astype(np.float16))
         if "grid_density" in extras:
             np.save(run / "grid_density.npy", extras["grid_density"][i].astype(np.float32))
         if i in extras.get("gmm_components", {}):
-            (run / "gmm_components.json").write_text(json.dumps(extras["gmm_components"][i], indent=1))
+            write_json(run / "gmm_components.json", extras["gmm_components"][i])
         # metrics.json last: its presence marks the run as finished
-        (run / "metrics.json").write_text(json.dumps({"final": final, "history": series}, indent=1))
+        write_json(run / "metrics.json", {"final": final, "history": series})
 
 
-def main(argv=None):
-    cfg = parse_config(argv)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+def claim_runs(cfg: Config, specs, force: bool, quick: bool):
+    """The specs still to train (scaffold.prepare_runs): a run directory holding another config stops the
+    program (one line, before any training) unless `force`; finished runs with the same config are skipped."""
+    out = Path(cfg.out_dir)
+    states = prepare_runs({out / s.run_name: run_config(cfg, s, quick) for s in specs}, force=force,
+                          ignore=SYSTEM_FIELDS)
+    return [s for s in specs if states[out / s.run_name] != "done"]
+
+
+def sweep(cfg: Config, force: bool = False, quick: bool = False):
+    """Train every model of cfg's sweep that is not finished yet, one stacked loop per head family."""
+    device = pick_device(cfg.device)
+    if cfg.wandb:  # wandb keeps its files beside the runs
+        Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+    tracker = Tracker(cfg.wandb, "fourier-head-toy", config_dict(cfg), name=Path(cfg.out_dir).name,
+                      directory=cfg.out_dir)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # keep the heads' float32 math exact
     else:
         torch.set_num_threads(cfg.cpu_threads)
-    env = environment(device)
+    env = provenance(device)
     specs = model_grid(cfg)
-    pending = [s for s in specs if not (Path(cfg.out_dir) / s.run_name / "metrics.json").exists()]
+    pending = claim_runs(cfg, specs, force, quick)
     print(f"{len(specs)} models in the sweep, {len(specs) - len(pending)} already done, device {device}")
     log_path = Path(cfg.out_dir) / "sweep_log.jsonl"
     for mle, family in ((False, CLASSIFICATION_HEADS), (True, MLE_HEADS)):
@@ -383,15 +364,20 @@ def main(argv=None):
         if not todo:
             continue
         t0 = time.time()
-        ens, batch, model_group, history, extras, pmfs = train_family(cfg, todo, device, mle)
+        ens, batch, model_group, history, extras, pmfs = train_family(cfg, todo, device, mle, tracker)
         seconds = time.time() - t0
         write_runs(cfg, ens, batch, history, extras, pmfs, env, seconds)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("a") as f:
             f.write(json.dumps({"family": "mle" if mle else "classification", "models": len(todo),
                                 "seconds": round(seconds, 2), "eval_seconds": round(extras["eval_seconds"], 2),
                                 "epochs": cfg.epochs, **env}) + "\n")
         print(f"trained {len(todo)} {'MLE' if mle else 'classification'} models in {seconds:.1f} s")
+    tracker.finish()
+
+
+def main(argv=None):
+    cfg = parse_config(Config, argv, description=__doc__, quick=QUICK, extra=force_flag)
+    sweep(cfg, force=cfg._args.force, quick=cfg._args.quick)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import torch
 import data as toy_data
 from fourier_head import smoothness
 from models import ModelSpec, build_single, single_loss
-from scaffold import Field, config_dict, parse_config, pick_device, prepare_run, provenance, write_json
+from scaffold import Field, Tracker, config_dict, parse_config, pick_device, prepare_run, provenance, write_json
 from train import classification_metrics
 
 HERE = Path(__file__).resolve().parent
@@ -34,13 +34,14 @@ class Config:
     batch_size: int = Field(32, "batch size", low=1)
     lr: float = Field(1e-3, "Adam learning rate", low=0.0, low_open=True)
     num_bins: int = Field(50, "bins of z", low=2)
-    n_samples: int = Field(5000, "triples drawn (80% train, 20% test)", low=10)
+    n_samples: int = Field(5000, "triples drawn: 4/5 train, 1/5 test", low=10)
     dtype: str = Field("float32", "float32, or float64 for exact comparisons", choices=("float32", "float64"))
     device: str = Field("cpu", "cpu | cuda | auto (tiny model: the CPU is fine)")
     out_dir: str = Field(str(HERE / "runs" / "single"), "where the run directory goes")
+    wandb: bool = Field(False, "also log to wandb (offline unless WANDB_MODE says otherwise)")
 
 
-def train(cfg: Config, draw: toy_data.ToyData, device) -> torch.Tensor:
+def train(cfg: Config, draw: toy_data.ToyData, device, tracker: Tracker = None) -> torch.Tensor:
     """Train one model on `draw`; return its test PMFs (n_test, num_bins)."""
     dtype = getattr(torch, cfg.dtype)
     fourier, gmm = cfg.head == "fourier", cfg.head == "gmm"
@@ -52,14 +53,18 @@ def train(cfg: Config, draw: toy_data.ToyData, device) -> torch.Tensor:
     x = torch.tensor(draw.x_train_bins, dtype=dtype, device=device)
     label = torch.tensor(draw.y_train, device=device)
     centers = torch.tensor(toy_data.bin_centers(cfg.num_bins), dtype=dtype, device=device)
-    for _ in range(cfg.epochs):
+    for epoch in range(cfg.epochs):
         perm = torch.randperm(len(x), generator=gen).to(device)
+        total = torch.zeros((), dtype=dtype, device=device)
         for start in range(0, len(x), cfg.batch_size):
             i = perm[start:start + cfg.batch_size]
             loss = single_loss(spec, model, x[i], label[i], None, centers)  # + the Fourier regulariser
             opt.zero_grad()
             loss.backward()
             opt.step()
+            total += loss.detach() * len(i)
+        if tracker is not None:
+            tracker.log({"epoch": epoch + 1, "train_loss": total.item() / len(x)})
     with torch.no_grad():
         return torch.softmax(model(torch.tensor(draw.x_test_bins, dtype=dtype, device=device)), dim=-1)
 
@@ -70,16 +75,23 @@ def main(argv=None):
     device = pick_device(cfg.device)
     tag = cfg.head + (f"-f{cfg.num_frequencies}-g{cfg.gamma:g}" if cfg.head == "fourier" else "")
     run_dir = Path(cfg.out_dir) / cfg.dataset / tag / f"seed{cfg.seed}"
-    if prepare_run(run_dir, config_dict(cfg), force=cfg._args.force, ignore=("device", "out_dir")) == "done":
+    if cfg.wandb:  # wandb keeps its files beside the runs
+        Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+    tracker = Tracker(cfg.wandb, "fourier-head-toy", config_dict(cfg), name=str(run_dir.relative_to(cfg.out_dir)),
+                      directory=cfg.out_dir)
+    if prepare_run(run_dir, config_dict(cfg), force=cfg._args.force, ignore=("device", "out_dir", "wandb")) == "done":
+        tracker.finish()
         return print(f"{run_dir} is finished with these settings: nothing to do")
     draw = toy_data.make_data(cfg.dataset, cfg.seed, n_samples=cfg.n_samples, num_bins=cfg.num_bins)
-    pmfs = train(cfg, draw, device)
+    pmfs = train(cfg, draw, device, tracker)
     true = torch.tensor(draw.true_test_pmfs, dtype=pmfs.dtype, device=pmfs.device)
     labels = torch.tensor(draw.y_test, device=pmfs.device)
     centers = torch.tensor(toy_data.bin_centers(cfg.num_bins), dtype=pmfs.dtype, device=pmfs.device)
     metrics = {k: float(v) for k, v in classification_metrics(pmfs, labels, true, centers).items()}
     metrics["smoothness_std"] = float(smoothness(pmfs).std())
     write_json(run_dir / "metrics.json", {"final": metrics, "provenance": provenance(device)})  # marks it done
+    tracker.log(metrics)
+    tracker.finish()
     print(" ".join(f"{k} {v:.4f}" for k, v in metrics.items()), f"-> {run_dir}")
 
 

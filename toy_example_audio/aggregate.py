@@ -2,8 +2,9 @@
 comparison, the example PMFs of Figure 2, and the README table.
 
     python aggregate.py                       # runs/ -> results/ (runs/quick is skipped)
-    python aggregate.py --update-readme       # also rewrite the table in README.md
-    python aggregate.py --runs runs/quick --results runs/quick/results     # the smoke run's chain
+    python aggregate.py --update-readme       # also rewrite the generated block of README.md
+    python aggregate.py --check               # CI: exit 1 if README.md's block or table.md is stale; writes nothing
+    python aggregate.py --quick               # runs/quick -> runs/quick/results (the smoke run's chain)
 
 A "setting" is one folder of run folders, e.g. runs/standard-bin5 (the paper's labelling and split)
 -> results/summary_standard-bin5.json, or runs/pretrained-crepe-tiny/standard-bin5 ->
@@ -11,21 +12,33 @@ results/summary_pretrained-crepe-tiny_standard-bin5.json. A setting whose run fo
 whose rows are in results/runs.csv is regenerated from that file (NLL yes; ECE needs the PMFs: null).
 Rows: one per (head, N), each metric as {per_seed, mean, std}; runs with a validation split also choose
 the schedule of each head and the best N there (`selection`); Fourier - linear is tested paired by seed.
+The README block (between `<!-- results:start -->` and `<!-- results:end -->`) and results/table.md are
+generated from the summaries; `--check` regenerates them from the committed results/summary_*.json,
+results/saturation.json, dataset.json, tempo_check.json and pilot_pretrained.json alone (CPU, seconds).
+Quick runs never reach results/ or the README, and their tables carry no paper column and no relative
+changes (their numbers are near chance).
 """
 
-import argparse
+from __future__ import annotations
+
 import csv
 import dataclasses
 import json
 import math
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from fourier_head import smoothness
+from scaffold import Field, parse_config, update_block, write_json
 
 HERE = Path(__file__).resolve().parent
+RESULTS, README, BLOCK = HERE / "results", HERE / "README.md", "results"
+QUICK_NOTE = ("**Quick run**: tiny CPU settings that check the chain; its numbers are near chance and are not "
+              "results, so they are shown without the paper's claims and without ratios to the linear head.")
 # the metrics of every table (schema: {per_seed, mean, std}); the extra ones are kept in the summaries too
 METRICS = ("accuracy", "f1", "mse_bpm", "nll", "ece", "smoothness")
 EXTRA_METRICS = ("precision", "recall", "mse_class")
@@ -254,14 +267,15 @@ def _fmt(stat, f: str) -> str:
     return "—" if stat is None or stat["mean"] is None else f"{stat['mean']:{f}} ± {stat['std']:{f}}"
 
 
-def markdown_table(summary: dict) -> str:
+def markdown_table(summary: dict, quick: bool = False) -> str:
     lines = ["| head | N | epochs | seeds | accuracy | macro F1 | MSE (BPM²) | NLL | ECE | smoothness |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["rows"]:
         lines.append(f"| {r['head']} | {r['num_frequencies'] or '—'} | {r['epochs']} | {r['n_seeds']} | "
                      f"{_fmt(r['accuracy'], '.3f')} | {_fmt(r['f1'], '.3f')} | {_fmt(r['mse_bpm'], '.2f')} | "
                      f"{_fmt(r['nll'], '.3f')} | {_fmt(r['ece'], '.3f')} | {_fmt(r['smoothness'], '.4f')} |")
-    lines += ["", "Fourier − linear, paired over seeds (mean difference, relative change, paired t-test p):", "",
+    caption = "mean difference, paired t-test p" if quick else "mean difference, relative change, paired t-test p"
+    lines += ["", f"Fourier − linear, paired over seeds ({caption}):", "",
               "| N | pairs | Δaccuracy | ΔF1 | ΔMSE (BPM²) | ΔNLL | ΔECE | Δsmoothness |",
               "|---|---|---|---|---|---|---|---|"]
     p = lambda x: "—" if x is None else f"{x:.2g}"  # noqa: E731
@@ -269,7 +283,7 @@ def markdown_table(summary: dict) -> str:
     def cell(c, m, f):
         if c[m] is None:
             return "—"
-        rel = c[m]["relative_percent"]
+        rel = None if quick else c[m]["relative_percent"]
         return (f"{c[m]['fourier_minus_linear']:+{f}} ({'' if rel is None else f'{rel:+.0f}%, '}"
                 f"p {p(c[m]['paired_t_p'])})")
     for c in summary["paired_vs_linear"]:
@@ -317,8 +331,8 @@ def paper_table(summaries: dict) -> str:
     return "\n".join([header, rule] + [f"| {labels[k]} | " + " | ".join(v) + " |" for k, v in cells.items()])
 
 
-def headline(summary: dict) -> str:
-    """One generated sentence: the chosen Fourier head vs linear, and how N was chosen."""
+def headline(summary: dict, quick: bool = False) -> str:
+    """One generated sentence: the chosen Fourier head vs linear, and how N was chosen (quick: no relative change)."""
     n, how = chosen_n(summary)
     rows = {(r["head"], r["num_frequencies"]): r for r in summary["rows"]}
     comp = next((c for c in summary["paired_vs_linear"] if c["num_frequencies"] == n), None)
@@ -326,8 +340,9 @@ def headline(summary: dict) -> str:
         return ""
     best, lin, prov = rows[("fourier", n)], rows[("linear", 0)], summary["provenance"]
     p = lambda x: "n/a" if x is None else f"{x:.2g}"  # noqa: E731
+    change = "" if quick else f"{comp['f1']['relative_percent']:+.1f}%, "
     return (f"Fourier N = {n} ({how}): macro F1 {_fmt(best['f1'], '.3f')} vs linear {_fmt(lin['f1'], '.3f')} "
-            f"({comp['f1']['relative_percent']:+.1f}%, paired p = {p(comp['f1']['paired_t_p'])}, "
+            f"({change}paired p = {p(comp['f1']['paired_t_p'])}, "
             f"{comp['n_pairs']} seeds); "
             f"NLL {_fmt(best['nll'], '.3f')} vs {_fmt(lin['nll'], '.3f')}. Runs: {prov.get('n_runs')} on "
             f"{', '.join(prov.get('gpu') or ['?'])}, sweep wall time {prov.get('wall_seconds')} s.")
@@ -442,66 +457,112 @@ def write_runs_csv(path: Path, runs: list[dict]) -> None:
                         *[fmt(val.get(m)) for m in ALL_METRICS]])
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=Path, default=HERE / "runs")
-    ap.add_argument("--results", type=Path, default=HERE / "results")
-    ap.add_argument("--example-position", type=int, default=499,
-                    help="test-set position of the Figure 2 clip (the reference plotted sample 499)")
-    ap.add_argument("--example-seed", type=int, default=0)
-    ap.add_argument("--update-readme", action="store_true", help="rewrite the generated tables in README.md")
-    ap.add_argument("--pilot", type=Path, default=None, help="also tabulate scripts/pilot.sh's runs from here")
-    args = ap.parse_args(argv)
+def readme_text(results: Path, summaries: dict, quick: bool = False) -> str:
+    """The generated block: data lines, the paper comparison and the saturation table (real runs only),
+    then one table per setting. `summaries` in table order (main_first)."""
+    blocks = [QUICK_NOTE] if quick else [data_block(results), paper_table(summaries),
+                                         saturation_block(results, summaries)]
+    tables = [f"**{s}**\n\n{markdown_table(summary, quick)}\n\n{headline(summary, quick)}"
+              for s, summary in summaries.items()]
+    return "\n\n".join([b for b in blocks if b] + tables)
 
-    skip = tuple(s for s in ("quick", "pilot") if s not in args.runs.parts)
-    runs = collect(args.runs, skip) if args.runs.exists() else []
+
+def main_first(settings) -> list[str]:
+    return sorted(settings, key=lambda s: (s != MAIN_SETTING, s))
+
+
+def check_committed() -> int:
+    """CI: README.md's generated block and results/table.md equal what the committed results/ give.
+    Writes nothing; 0 when nothing would change, else 1 with one line naming what is stale."""
+    by_setting = {}
+    for path in RESULTS.glob("summary_*.json"):
+        summary = json.loads(path.read_text())
+        by_setting[summary["setting"]] = summary
+    text = readme_text(RESULTS, {s: by_setting[s] for s in main_first(by_setting)})
+    stale = [f"README.md block '{BLOCK}'"] if update_block(README, BLOCK, text, check=True) else []
+    table = RESULTS / "table.md"
+    if not table.exists() or table.read_text() != text + "\n":
+        stale.append("results/table.md")
+    if stale:
+        print(f"error: stale: {' and '.join(stale)} differ from results/ (run `python aggregate.py "
+              "--update-readme`)", file=sys.stderr)
+        return 1
+    print(f"README.md block '{BLOCK}' and results/table.md match results/")
+    return 0
+
+
+@dataclass
+class Config:
+    runs: str = Field(str(HERE / "runs"), "folder of run folders (runs/quick and pilot folders are skipped unless "
+                      "they are this folder)")
+    results: str = Field(str(RESULTS), "results folder (--quick: runs/quick/results)")
+    example_position: int = Field(499, "test-set position of the Figure 2 clip (the reference plotted sample 499)",
+                                  low=0)
+    example_seed: int = Field(0, "seed of the Figure 2 runs", low=0)
+    update_readme: bool = Field(False, "rewrite the generated block of README.md (committed results only)")
+    pilot: str = Field("", "also tabulate scripts/pilot.sh's runs from this folder")
+
+
+QUICK = dict(runs=str(HERE / "runs" / "quick"), results=str(HERE / "runs" / "quick" / "results"))
+
+
+def main(argv=None) -> None:
+    args = parse_config(Config, argv, description=__doc__, quick=QUICK,
+                        extra=lambda p: p.add_argument("--check", action="store_true",
+                                                       help="write nothing; exit 1 when README.md's generated block "
+                                                            "or results/table.md is stale"))
+    if args._args.check:
+        sys.exit(check_committed())
+    runs_dir, results = Path(args.runs), Path(args.results)
+    committed = results.resolve() == RESULTS.resolve()
+    skip = tuple(s for s in ("quick", "pilot") if s not in runs_dir.parts)
+    runs = collect(runs_dir, skip) if runs_dir.exists() else []
+    quick = any(r["config"].get("quick") for r in runs)
+    if quick and committed:
+        sys.exit(f"error: {runs_dir} holds quick runs: they never go into results/ (use --quick, or --results "
+                 "elsewhere)")
+    if args.update_readme and not committed:
+        sys.exit("error: --update-readme rewrites README.md from the committed results/ only (drop --results)")
     # settings whose run folders are not here but whose per-run rows are in results/runs.csv are
     # regenerated from it (the committed 60-epoch, 15-epoch and odd/even sweeps)
     in_dirs = {r["setting"] for r in runs}
-    csv_runs = [r for r in runs_from_csv(args.results / "runs.csv") if r["setting"] not in in_dirs]
+    csv_runs = [r for r in runs_from_csv(results / "runs.csv") if r["setting"] not in in_dirs]
     if not runs and not csv_runs:
-        raise SystemExit(f"error: no finished runs under {args.runs} and no {args.results / 'runs.csv'}")
-    args.results.mkdir(parents=True, exist_ok=True)
+        sys.exit(f"error: no finished runs under {runs_dir} and no {results / 'runs.csv'}")
+    results.mkdir(parents=True, exist_ok=True)
     everything = runs + csv_runs
-    settings = sorted({r["setting"] for r in everything}, key=lambda s: (s != MAIN_SETTING, s))
-    tables, summaries = {}, {}
-    for setting in settings:
+    summaries = {}
+    for setting in main_first({r["setting"] for r in everything}):
         rs = [r for r in everything if r["setting"] == setting]
-        path = args.results / summary_name(setting)
-        legacy = args.results / "summary.json"  # the main setting's file before per-setting names
+        path = results / summary_name(setting)
+        legacy = results / "summary.json"  # the main setting's file before per-setting names
         prior_path = path if path.exists() else (legacy if setting == MAIN_SETTING and legacy.exists() else None)
         prior = json.loads(prior_path.read_text()) if prior_path else None
         if prior and "setting_info" not in prior and isinstance(prior.get("setting"), dict):
             prior = {"provenance": prior.get("provenance", {}), "setting": prior["setting"]}
         elif prior:
             prior = {"provenance": prior.get("provenance", {}), "setting": prior.get("setting_info", {})}
-        summary = summarise(rs, args.runs, setting, prior)
-        path.write_text(json.dumps(summary, indent=2))
-        tables[setting] = markdown_table(summary) + "\n\n" + headline(summary)
+        summary = summarise(rs, runs_dir, setting, prior)
+        if quick:
+            summary["quick"] = True
+        write_json(path, summary, indent=2)
         summaries[setting] = summary
         if setting == MAIN_SETTING and rs[0]["dir"] is not None:
-            (args.results / "example_pmfs.json").write_text(
-                json.dumps(example_pmfs(rs, args.example_position, args.example_seed)))
+            example = example_pmfs(rs, args.example_position, args.example_seed)
+            write_json(results / "example_pmfs.json", {**example, "quick": True} if quick else example, indent=None)
         print(f"{setting}: {len(rs)} runs -> {path}")
-    write_runs_csv(args.results / "runs.csv", everything)
+    write_runs_csv(results / "runs.csv", everything)
     if "head-wd0/standard-bin5" in summaries and MAIN_SETTING in summaries:
         ablation = paired_settings(summaries["head-wd0/standard-bin5"], summaries[MAIN_SETTING],
                                    "weight decay on the head's weights: 0 (a) vs 0.05 (b, the committed runs)")
-        (args.results / "ablation_head_weight_decay.json").write_text(json.dumps(ablation, indent=2))
+        write_json(results / "ablation_head_weight_decay.json", ablation, indent=2)
     if args.pilot:
-        (args.results / "pilot.json").write_text(json.dumps(pilot_table(args.pilot), indent=2))
-    blocks = [data_block(args.results), paper_table(summaries), saturation_block(args.results, summaries)]
-    text = "\n\n".join([b for b in blocks if b] + [f"**{s}**\n\n{t}" for s, t in tables.items()])
-    (args.results / "table.md").write_text(text + "\n")
+        write_json(results / "pilot.json", pilot_table(Path(args.pilot)), indent=2)
+    text = readme_text(results, summaries, quick)
+    (results / "table.md").write_text(text + "\n")
     print(text)
     if args.update_readme:
-        readme = HERE / "README.md"
-        body = readme.read_text()
-        start, end = "<!-- results:start -->", "<!-- results:end -->"
-        if start not in body or end not in body:
-            raise SystemExit(f"error: {readme} has no {start} ... {end} block")
-        head, rest = body.split(start, 1)
-        readme.write_text(head + start + "\n" + text + "\n" + end + rest.split(end, 1)[1])
+        update_block(README, BLOCK, text)
 
 
 if __name__ == "__main__":

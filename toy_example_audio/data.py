@@ -24,7 +24,6 @@ Features go to `<data-dir>/features/<name>.npz` (+ .json manifest): the only fil
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import hashlib
@@ -40,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from scaffold import Field, parse_config, write_json
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA_DIR = HERE / "data"
@@ -518,44 +519,43 @@ def check_tempo(folder: Path, num: int, seed: int = 0, tolerance: float = 0.04) 
             "by_timbre": by_timbre, "librosa": _versions().get("librosa"), "clips": rows}
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    ap.add_argument("--renderer", default="auto", choices=["auto", "sf2", "numpy"])
-    ap.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
-    ap.add_argument("--seed", type=int, default=0, help="draws the clip start offsets")
-    ap.add_argument("--check-tempo", type=int, default=0, metavar="N",
-                    help="run librosa's tempo estimate on N random clips and print the agreement")
-    ap.add_argument("--check-out", type=Path, default=None, help="write the tempo check here (json)")
-    ap.add_argument("--record", type=Path, default=None,
-                    help="write the dataset and feature manifests and this call's wall time here (json)")
-    args = ap.parse_args(argv)
+@dataclass
+class Config:
+    data_dir: str = Field(str(DEFAULT_DATA_DIR), "where the dataset and its features are cached")
+    renderer: str = Field("auto", "sf2 (GM soundfont) | numpy | auto (sf2 if installed)",
+                          choices=("auto", "sf2", "numpy"))
+    workers: int = Field(0, "render processes (0: all cores)", low=0)
+    seed: int = Field(0, "draws the clip start offsets", low=0)
+    check_tempo: int = Field(0, "run librosa's tempo estimate on N random clips and print the agreement", low=0)
+    check_out: str = Field("", "write the tempo check here (json)")
+    record: str = Field("", "write the dataset and feature manifests and this call's wall time here (json)")
 
-    p = DatasetParams(renderer=resolve_renderer(args.renderer), seed=args.seed)
+
+def main(argv=None) -> None:
+    cfg = parse_config(Config, argv, description=__doc__)
+    p = DatasetParams(renderer=resolve_renderer(cfg.renderer), seed=cfg.seed)
     start = time.time()
-    features = build_features(p, FeatureParams(), args.data_dir, args.workers)
-    folder = Path(args.data_dir) / p.name
+    features = build_features(p, FeatureParams(), Path(cfg.data_dir), cfg.workers or None)
+    folder = Path(cfg.data_dir) / p.name
     manifest = json.loads((folder / "manifest.json").read_text())
     print(f"dataset  {folder}  ({manifest['num_clips']} clips, built in {manifest['build_seconds']} s "
           f"with {manifest['workers']} workers on {manifest['cpu_count']} cores)")
     seconds = time.time() - start
     print(f"features {features}  ({features.stat().st_size / 2**20:.1f} MiB); this call {seconds:.1f} s")
-    if args.record:
-        args.record.parent.mkdir(parents=True, exist_ok=True)
-        args.record.write_text(json.dumps({
+    if cfg.record:
+        write_json(cfg.record, {
             "call_seconds": round(seconds, 1), "note": "includes rendering only if no valid cache existed",
             "dataset_manifest": manifest, "features_file": features.name,
             "features_mib": round(features.stat().st_size / 2**20, 1),
-            "features_manifest": json.loads(features.with_suffix(".json").read_text())}, indent=2))
-    if args.check_tempo:
-        result = check_tempo(folder, args.check_tempo)
+            "features_manifest": json.loads(features.with_suffix(".json").read_text())}, indent=2)
+    if cfg.check_tempo:
+        result = check_tempo(folder, cfg.check_tempo)
         print(f"librosa tempo on {result['n']} clips: {100 * result['exact_rate']:.1f}% within 4% of the label, "
               f"{100 * result['octave_tolerant_rate']:.1f}% allowing x1/3, x1/2, x2, x3")
         for name, r in result["by_timbre"].items():
             print(f"  {name:16s} n={r['n']:3d}  exact {100 * r['exact']:5.1f}%  octave-tolerant {100 * r['octave']:5.1f}%")
-        if args.check_out:
-            args.check_out.parent.mkdir(parents=True, exist_ok=True)
-            args.check_out.write_text(json.dumps(result, indent=2))
+        if cfg.check_out:
+            write_json(cfg.check_out, result, indent=2)
 
 
 if __name__ == "__main__":

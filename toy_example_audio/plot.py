@@ -2,19 +2,27 @@
 (one figure per results/summary_<setting>.json) and the saturation cap (saturation.py) vs learned PMFs.
 
     python plot.py                                   # results/ -> figures/
+    python plot.py --quick                           # runs/quick/results -> runs/quick/figures ("quick run")
     python plot.py --results R --figures F --num-frequencies 1
+
+Figures of quick runs (their summaries say `quick`) say "quick run" in their titles and never go to figures/.
 """
 
-import argparse
+from __future__ import annotations
+
 import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 import plot_style
 import saturation
+from scaffold import Field, parse_config
 
 HERE = Path(__file__).resolve().parent
+QUICK_TITLE = "Quick run (tiny CPU settings, not results): "
 
 
 def fig2_pmfs(example: dict, num_frequencies: int, path: Path) -> None:
@@ -41,8 +49,8 @@ def fig2_pmfs(example: dict, num_frequencies: int, path: Path) -> None:
         ax.set_xticks(ticks, [f"{centers[t]:.0f}" for t in ticks])
         ax.legend(loc="upper left")
     axes[0].set_ylabel("Mass")
-    fig.suptitle(f"Learned PMFs for one test clip (test position {example['test_position']}, seed {example['seed']})",
-                 y=1.04)
+    fig.suptitle(f"{QUICK_TITLE if example.get('quick') else ''}Learned PMFs for one test clip "
+                 f"(test position {example['test_position']}, seed {example['seed']})", y=1.04)
     plot_style.save(fig, path)
 
 
@@ -81,7 +89,8 @@ def metrics_vs_frequencies(summary: dict, path: Path) -> None:
         ax.set_title(label)
     axes[0].legend()
     seeds = sorted({r["n_seeds"] for r in summary["rows"]})
-    fig.suptitle(f"Tempo classification, {summary['setting']} ({num_classes} classes): "
+    fig.suptitle(f"{QUICK_TITLE if summary.get('quick') else ''}Tempo classification, {summary['setting']} "
+                 f"({num_classes} classes): "
                  f"mean ± std over {'/'.join(map(str, seeds))} seeds", y=1.05)
     plot_style.save(fig, path)
 
@@ -108,29 +117,40 @@ def saturation_figure(example: dict, path: Path) -> None:
         ax.set_xlabel("Tempo bucket")
         ax.legend(loc="upper left", fontsize=7)
     np.atleast_1d(axes)[0].set_ylabel("Mass")
-    fig.suptitle(f"Saturation: learned PMFs (one test clip, seed {example['seed']}) vs the most concentrated "
+    fig.suptitle(f"{QUICK_TITLE if example.get('quick') else ''}Saturation: learned PMFs (one test clip, seed "
+                 f"{example['seed']}) vs the most concentrated "
                  f"N-frequency PMF (Fejér kernel)", y=1.04)
     plot_style.save(fig, path)
 
 
+@dataclass
+class Config:
+    results: str = Field(str(HERE / "results"), "results folder (--quick: runs/quick/results)")
+    figures: str = Field(str(HERE / "figures"), "figures folder (--quick: runs/quick/figures)")
+    num_frequencies: int = Field(2, "Fourier head of Figure 2 (paper: 2)", low=1)
+
+
+QUICK = dict(results=str(HERE / "runs" / "quick" / "results"), figures=str(HERE / "runs" / "quick" / "figures"))
+
+
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--results", type=Path, default=HERE / "results")
-    ap.add_argument("--figures", type=Path, default=HERE / "figures")
-    ap.add_argument("--num-frequencies", type=int, default=2, help="Fourier head of Figure 2 (paper: 2)")
-    args = ap.parse_args(argv)
-    plot_style.use()
-    summaries = sorted(args.results.glob("summary_*.json"))
+    args = parse_config(Config, argv, description=__doc__, quick=QUICK)
+    results, figures = Path(args.results), Path(args.figures)
+    summaries = sorted(results.glob("summary_*.json"))
     if not summaries:
-        raise SystemExit(f"error: no summary_*.json in {args.results}: run aggregate.py first")
-    if (args.results / "example_pmfs.json").exists():
-        example = json.loads((args.results / "example_pmfs.json").read_text())
-        fig2_pmfs(example, args.num_frequencies, args.figures / "fig2_pmfs")
-        saturation_figure(example, args.figures / "saturation_cap")
+        sys.exit(f"error: no summary_*.json in {results}: run aggregate.py first")
+    quick = any(json.loads(path.read_text()).get("quick") for path in summaries)
+    if quick and figures.resolve() == (HERE / "figures").resolve():
+        sys.exit(f"error: {results} holds quick results: their figures never go to figures/ (use --quick)")
+    plot_style.use()
+    if (results / "example_pmfs.json").exists():
+        example = json.loads((results / "example_pmfs.json").read_text())
+        fig2_pmfs(example, args.num_frequencies, figures / "fig2_pmfs")
+        saturation_figure(example, figures / "saturation_cap")
     for path in summaries:
         suffix = path.stem[len("summary"):]
-        metrics_vs_frequencies(json.loads(path.read_text()), args.figures / f"metrics_vs_frequencies{suffix}")
-    print(f"figures in {args.figures}")
+        metrics_vs_frequencies(json.loads(path.read_text()), figures / f"metrics_vs_frequencies{suffix}")
+    print(f"figures in {figures}")
 
 
 if __name__ == "__main__":

@@ -18,16 +18,18 @@ its validation metrics (`val`) and, once, at the end, its test metrics (`final`)
     python pretrained.py --quick                                                  # tiny CPU run
 
 Writes runs/pretrained-crepe-<capacity>/<split>-bin<k>/<head tag>-ep<E>/seed<k>/{config,env,metrics}.json
-and predictions.npz (test PMFs); a finished run is skipped (a different config there is refused).
+and predictions.npz (test PMFs). A finished run with the same settings is skipped; one with other settings
+stops with the differing fields named (--force overwrites it). The config's data, head and optimisation
+fields, the flags, the training loop and the finished-run files are train.py's (TempoConfig, parse,
+train_epoch, predict, finish).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,56 +41,34 @@ import crepe_encoder
 import data
 from fourier_head import Fourier_Head, regularization_loss
 from metrics import tempo_metrics
-from train import environment, parse_dataclass, pick_device, seed_everything
-
-HERE = Path(__file__).resolve().parent
+from scaffold import Field, pick_device, provenance, seed_everything, write_json
+from train import RUNS, TempoConfig, begin, finish, labels_and_splits, parse, predict, train_epoch
 
 
 @dataclass
-class Config:
-    # data
-    data_dir: str = field(default=str(data.DEFAULT_DATA_DIR), metadata={"help": "dataset cache"})
-    renderer: str = field(default="sf2", metadata={"help": "sf2 | numpy | auto"})
-    bin_size: int = field(default=5, metadata={"help": "BPMs per class (5 -> 33 classes, the paper)"})
-    split: str = field(default="standard", metadata={"help": "standard (70/30, seed 42) | odds_evens"})
-    split_seed: int = field(default=42, metadata={"help": "shuffle seed of the standard split"})
-    val_fraction: float = field(default=0.15, metadata={"help": "share of train held out for model selection"})
-    val_seed: int = field(default=0, metadata={"help": "seed of the validation split (fixed across runs)"})
-    data_seed: int = field(default=0, metadata={"help": "seed of the clips' random start offsets"})
-    bpm_step: int = field(default=1, metadata={"help": "use every k-th tempo (1 = all 161)"})
-    num_offsets: int = field(default=5, metadata={"help": "random start offsets per (tempo, timbre)"})
-    clip_seconds: float = field(default=4.0, metadata={"help": "clip length (SynTheory: 4 s)"})
+class Config(TempoConfig):
+    # the paper's regime (2 epochs, batch 8, AdamW, linear decay) and a validation split for selection
+    val_fraction: float = Field(0.15, "share of train held out for model selection", low=0.0, low_open=True,
+                                high=0.9)
+    epochs: int = Field(2, "fine-tuning epochs", low=1)
+    batch_size: int = Field(8, "clips per step (paper: 8)", low=1)
+    lr: float = Field(1e-3, "peak lr of the fresh temporal model and head", low=0.0, low_open=True)
+    weight_decay: float = Field(0.01, "AdamW weight decay of the temporal convs", low=0.0)
+    head_weight_decay: float = Field(0.0, "weight decay on the head (0: see the docstring)", low=0.0)
     # model
-    encoder: str = field(default="crepe-tiny", metadata={"help": "crepe-tiny | crepe-full (85 MB weights)"})
-    hop_ms: int = field(default=20, metadata={"help": "frame hop in ms (CREPE's default is 10; 20 halves the cost)"})
-    width: int = field(default=128, metadata={"help": "channels of the temporal model"})
-    num_blocks: int = field(default=7, metadata={"help": "dilated conv blocks, dilations 1, 2, ..., 2^(k-1)"})
-    dropout: float = field(default=0.1, metadata={"help": "dropout in the temporal model"})
-    freeze_encoder: bool = field(default=False, metadata={"help": "keep CREPE frozen (linear probing)"})
-    # head
-    head: str = field(default="fourier", metadata={"help": "linear | fourier"})
-    num_frequencies: int = field(default=2, metadata={"help": "Fourier frequencies N (ignored for linear)"})
-    regularization_gamma: float = field(default=1e-6, metadata={"help": "Fourier regulariser weight (paper)"})
-    # optimisation (paper: 2 epochs, lr 5e-5, batch 8, AdamW, linear decay, no warmup)
-    epochs: int = field(default=2, metadata={"help": "fine-tuning epochs"})
-    batch_size: int = field(default=8, metadata={"help": "clips per step (paper: 8)"})
-    encoder_lr: float = field(default=5e-5, metadata={"help": "peak lr of the pretrained encoder (paper: 5e-5)"})
-    lr: float = field(default=1e-3, metadata={"help": "peak lr of the fresh temporal model and head"})
-    warmup_fraction: float = field(default=0.05, metadata={"help": "share of steps spent warming up"})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay of the temporal convs"})
-    head_weight_decay: float = field(default=0.0, metadata={"help": "weight decay on the head (0: see docstring)"})
-    grad_clip: float = field(default=1.0, metadata={"help": "gradient norm clip"})
-    seed: int = field(default=0, metadata={"help": "seeds init, dropout and batch order"})
-    # system
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:1"})
-    amp: bool = field(default=True, metadata={"help": "bf16 autocast on CUDA (the Fourier head stays fp32)"})
-    out_dir: str = field(default=str(HERE / "runs"), metadata={"help": "root of the run folders"})
-    quick: bool = field(default=False, metadata={"help": "tiny CPU preset; writes under runs/quick/"})
+    encoder: str = Field("crepe-tiny", "pretrained encoder (crepe-full: 85 MB weights)",
+                         choices=("crepe-tiny", "crepe-full"))
+    hop_ms: int = Field(20, "frame hop in ms (CREPE's default is 10; 20 halves the cost)", low=1, high=1000)
+    width: int = Field(128, "channels of the temporal model", low=1)
+    num_blocks: int = Field(7, "dilated conv blocks, dilations 1, 2, ..., 2^(k-1)", low=1)
+    dropout: float = Field(0.1, "dropout in the temporal model", low=0.0, high=1.0)
+    freeze_encoder: bool = Field(False, "keep CREPE frozen (linear probing)")
+    encoder_lr: float = Field(5e-5, "peak lr of the pretrained encoder (paper: 5e-5)", low=0.0)
+    amp: bool = Field(True, "bf16 autocast on CUDA (the Fourier head stays fp32)")
 
     @property
     def head_tag(self) -> str:
-        head = "linear" if self.head == "linear" else f"fourier-f{self.num_frequencies}-g{self.regularization_gamma:g}"
-        return f"{head}-ep{self.epochs}"
+        return f"{super().head_tag}-ep{self.epochs}"
 
     @property
     def setting(self) -> str:
@@ -99,24 +79,15 @@ class Config:
         return Path(self.out_dir) / self.setting / self.head_tag / f"seed{self.seed}"
 
 
-# 9 tempos x 5 timbres x 2 offsets of 1 s at a 50 ms hop, a narrow temporal model, 1 epoch (CPU: ~1 min).
+# 9 tempos x 5 timbres x 2 offsets of 1 s at a 50 ms hop, a narrow temporal model, 1 epoch (CPU: ~1 min),
+# everything (the tiny dataset included) under runs/quick/.
 QUICK = dict(renderer="auto", bpm_step=20, num_offsets=2, clip_seconds=1.0, hop_ms=50, width=16, num_blocks=3,
-             epochs=1, batch_size=8, val_fraction=0.25, out_dir=str(HERE / "runs" / "quick"))
+             epochs=1, batch_size=8, val_fraction=0.25, out_dir=str(RUNS / "quick"),
+             data_dir=str(RUNS / "quick" / "data"))
 
 
 def parse_config(argv=None) -> Config:
-    cfg = parse_dataclass(Config, QUICK, argv, __doc__)
-    if cfg.quick and Path(cfg.out_dir).resolve() == (HERE / "runs").resolve():
-        raise SystemExit("error: --quick runs may not write to runs/ (committed results come from there)")
-    if cfg.head not in ("linear", "fourier"):
-        raise SystemExit(f"error: --head must be 'linear' or 'fourier', got {cfg.head!r}")
-    if cfg.head == "fourier" and cfg.num_frequencies < 1:
-        raise SystemExit(f"error: --num-frequencies must be >= 1, got {cfg.num_frequencies}")
-    if cfg.encoder not in ("crepe-tiny", "crepe-full"):
-        raise SystemExit(f"error: --encoder must be crepe-tiny or crepe-full, got {cfg.encoder!r}")
-    if cfg.split not in ("standard", "odds_evens"):
-        raise SystemExit(f"error: --split must be 'standard' or 'odds_evens', got {cfg.split!r}")
-    return cfg
+    return parse(Config, QUICK, argv, __doc__)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -200,29 +171,12 @@ class PretrainedTempoModel(nn.Module):
 # ------------------------------------------------------------------------------------------------
 
 def load_audio(cfg: Config) -> dict:
-    """Clips (int16 memmap), labels, the train/val/test indices and the bucket centres."""
+    """Clips (int16 memmap), labels, the train (fit) / val / test indices and the bucket centres."""
     p = data.DatasetParams(bpm_step=cfg.bpm_step, num_offsets=cfg.num_offsets, clip_seconds=cfg.clip_seconds,
                            seed=cfg.data_seed, renderer=data.resolve_renderer(cfg.renderer))
     folder = data.build_dataset(p, Path(cfg.data_dir), progress=False)
     audio, meta = data.load_clips(folder)
-    train_idx, test_idx = data.split_indices(meta["bpm"], cfg.split, cfg.split_seed)
-    fit_idx, val_idx = data.validation_split(train_idx, cfg.val_fraction, cfg.val_seed)
-    return {"audio": audio, "bpm": meta["bpm"], "y": data.bucket(meta["bpm"], cfg.bin_size, p.bpm_min),
-            "fit": fit_idx, "val": val_idx, "test": test_idx, "dataset": folder.name,
-            "num_classes": data.num_buckets(cfg.bin_size, p.bpm_min, p.bpm_max),
-            "centers": data.bucket_centers(cfg.bin_size, p.bpm_min, p.bpm_max)}
-
-
-@torch.no_grad()
-def predict(model: nn.Module, audio: torch.Tensor, idx: np.ndarray, batch: int, amp: bool) -> np.ndarray:
-    model.eval()
-    out = []
-    for i in range(0, len(idx), batch):
-        x = audio[torch.as_tensor(idx[i:i + batch], device=audio.device)].float() / 32768.0
-        with torch.autocast(audio.device.type, dtype=torch.bfloat16, enabled=amp):
-            logits, _ = model(x)
-        out.append(logits.float().softmax(-1).cpu())
-    return torch.cat(out).numpy()
+    return {"audio": audio, "dataset": folder.name, **labels_and_splits(cfg, meta["bpm"], p)}
 
 
 def param_groups(model: PretrainedTempoModel, cfg: Config) -> list[dict]:
@@ -240,79 +194,46 @@ def param_groups(model: PretrainedTempoModel, cfg: Config) -> list[dict]:
 
 
 def run(cfg: Config) -> dict:
-    out = cfg.run_dir
-    if (out / "metrics.json").exists():
-        saved = json.loads((out / "config.json").read_text())
-        mine = dataclasses.asdict(cfg)
-        differ = [k for k in mine if k not in ("device", "out_dir", "data_dir") and saved.get(k) != mine[k]]
-        if differ:
-            raise SystemExit(f"error: {out} holds a finished run with different {differ}; use another --out-dir")
-        return json.loads((out / "metrics.json").read_text())
-
+    """Fine-tune and evaluate one configuration; returns its metrics (read from disk if already finished)."""
+    tracker = begin(cfg)
+    if tracker is None:
+        return json.loads((cfg.run_dir / "metrics.json").read_text())
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     amp = cfg.amp and device.type == "cuda"
     d = load_audio(cfg)
     audio = torch.from_numpy(np.array(d["audio"])).to(device)                # int16 (N, samples), ~0.5 GB
     y = torch.as_tensor(d["y"], device=device, dtype=torch.long)
+    inputs = lambda batch: audio[batch].float() / 32768.0  # noqa: E731
     # log-RMS normalisation from the fit clips only (64 of them suffice for two numbers)
-    probe = audio[torch.as_tensor(d["fit"][:: max(1, len(d["fit"]) // 64)], device=device)].float() / 32768.0
+    probe = inputs(torch.as_tensor(d["train"][:: max(1, len(d["train"]) // 64)], device=device))
     rms = crepe_encoder.frame_log_rms(crepe_encoder.frame(probe, cfg.hop_ms * 16))
     model = PretrainedTempoModel(cfg, d["num_classes"], rms.mean().item(), rms.std().item()).to(device)
     opt = torch.optim.AdamW(param_groups(model, cfg))
-    steps_per_epoch = math.ceil(len(d["fit"]) / cfg.batch_size)
+    steps_per_epoch = math.ceil(len(d["train"]) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     warmup = max(1, int(cfg.warmup_fraction * total))
     # linear warmup, then linear decay to 0 (the HF Trainer's default schedule the paper used)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup + 1e-9))))
     gen = torch.Generator().manual_seed(cfg.seed)
+    write_json(cfg.run_dir / "env.json", provenance(device, dataset=d["dataset"],
+                                                     crepe_weights=model.encoder.weights_file,
+                                                     cuda=torch.version.cuda if device.type == "cuda" else None))
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-    env = environment(device)
-    env.update({"dataset": d["dataset"], "crepe_weights": model.encoder.weights_file})
-    (out / "env.json").write_text(json.dumps(env, indent=2))
-
-    fit = torch.as_tensor(d["fit"])
     history, start = [], time.time()
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        order = fit[torch.randperm(len(fit), generator=gen)].to(device)
-        sums = torch.zeros(3, device=device)
-        for i in range(0, len(order), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits, reg = model(audio[idx].float() / 32768.0)
-            ce = F.cross_entropy(logits.float(), y[idx])
-            loss = ce + reg  # the head only stores its regulariser: it must be added here
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            sums += torch.stack([ce.detach() * len(idx), reg.detach().float() * len(idx),
-                                 (logits.argmax(-1) == y[idx]).sum().float()])
-        ce_sum, reg_sum, correct = (sums / len(order)).tolist()
-        val = tempo_metrics(predict(model, audio, d["val"], 64, amp), d["y"][d["val"]], d["centers"])
-        history.append({"epoch": epoch, "train/loss": ce_sum, "train/reg": reg_sum, "train/accuracy": correct,
-                        **{f"val/{k}": v for k, v in val.items()}, "seconds": round(time.time() - start, 2)})
-        print(f"[{cfg.head_tag} seed{cfg.seed}] epoch {epoch}  loss {ce_sum:.3f}  val acc {val['accuracy']:.3f}  "
-              f"f1 {val['f1']:.3f}  nll {val['nll']:.3f}", flush=True)
+        row = train_epoch(model, opt, sched, inputs, y, d["train"], cfg, gen, amp)
+        val = tempo_metrics(predict(model, inputs, d["val"], 64, amp), d["y"][d["val"]], d["centers"])
+        history.append({"epoch": epoch, **row, **{f"val/{k}": v for k, v in val.items()},
+                        "seconds": round(time.time() - start, 2)})
+        tracker.log({k: v for k, v in history[-1].items() if "/" in k}, step=epoch)
+        print(f"[{cfg.head_tag} seed{cfg.seed}] epoch {epoch}  loss {row['train/loss']:.3f}  val acc "
+              f"{val['accuracy']:.3f}  f1 {val['f1']:.3f}  nll {val['nll']:.3f}", flush=True)
 
     # the test split is read once, here, after training; selection uses `val` only (aggregate.py)
-    pmfs = predict(model, audio, d["test"], 64, amp)
-    final = tempo_metrics(pmfs, d["y"][d["test"]], d["centers"])
-    metrics = {"final": final, "val": {k[4:]: v for k, v in history[-1].items() if k.startswith("val/")},
-               "train_seconds": round(time.time() - start, 2),
-               "num_params": sum(p.numel() for p in model.parameters()),
-               "head_params": sum(p.numel() for p in model.temporal.head.parameters()),
-               "num_classes": d["num_classes"], "n_train": len(d["fit"]), "n_val": len(d["val"]),
-               "n_test": len(d["test"]), "history": history}
-    np.savez_compressed(out / "predictions.npz", pmfs=pmfs.astype(np.float16), labels=d["y"][d["test"]],
-                        index=d["test"], bpm=d["bpm"][d["test"]], centers=d["centers"])
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))  # written last: marks the run done
-    return metrics
+    return finish(cfg, model, model.temporal.head, predict(model, inputs, d["test"], 64, amp), d, history, start,
+                  tracker)
 
 
 if __name__ == "__main__":

@@ -16,15 +16,17 @@ with cross-entropy is pushed to that most concentrated shape on every input: its
 up to a shift, which is why their smoothness has no spread over seeds. gamma does not enter.
 
     python saturation.py                     # the table for 33 bins (and results/saturation.json)
+    python saturation.py --num-bins 23 --out /tmp/saturation_23.json      # another number of bins
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from scaffold import Field, parse_config, write_json
 
 HERE = Path(__file__).resolve().parent
 EPS = 1e-5  # Fourier_Head's const_inverse_softmax
@@ -71,15 +73,18 @@ def table(m: int = 33, grid=(1, 2, 4, 8, 16)) -> list[dict]:
     return rows
 
 
+@dataclass
+class Config:
+    num_bins: int = Field(33, "bins m (33: 5-BPM buckets of 50..210 BPM)", low=2)
+    num_frequencies: tuple = Field((1, 2, 4, 8, 16), "Fourier frequencies N of the table", low=1)
+    out: str = Field(str(HERE / "results" / "saturation.json"), "where the table is written (json)")
+
+
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bins", type=int, default=33)
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "saturation.json")
-    args = ap.parse_args(argv)
-    rows = table(args.bins)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"what": "max bin mass of an N-frequency Fourier head on m bins "
-                                    "(saturation.py docstring)", "rows": rows}, indent=2))
+    cfg = parse_config(Config, argv, description=__doc__)
+    rows = table(cfg.num_bins, cfg.num_frequencies)
+    write_json(cfg.out, {"what": "max bin mass of an N-frequency Fourier head on m bins (saturation.py docstring)",
+                         "rows": rows}, indent=2)
     for r in rows:
         print(f"N={r['num_frequencies']:2d}  cap {r['cap']:.6f} (= {r['num_frequencies'] + 1}/{r['num_bins']})  "
               f"NLL floor {r['nll_floor']:.4f}  smoothness {r['smoothness_of_most_concentrated']:.5f}")

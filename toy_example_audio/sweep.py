@@ -2,29 +2,68 @@
 
     python sweep.py                                   # linear + Fourier N in {1,2,4,8,16}, seeds 0-4
     python sweep.py --seeds 0,1,2 --jobs 3            # 3 worker processes (one GPU can hold several)
-    python sweep.py --quick                           # tiny CPU grid (smoke test)
-    python sweep.py --split odds_evens --bin-size 7   # any other argument goes to train.py
+    python sweep.py --quick                           # tiny CPU grid (smoke test), under runs/quick/
+    python sweep.py --split odds_evens --bin-size 7   # any other flag goes to train.py (its --help lists them)
     python sweep.py --trainer pretrained --epochs-grid 2,6 --jobs 6    # the pretrained arm (pretrained.py)
 
-Runs are ordered seed by seed, so a sweep stopped by --time-budget leaves complete seeds behind.
-Each invocation appends its wall time to <out-dir>/sweep_log.json (aggregate.py reports it).
+Lists take commas or spaces (--seeds 0,1,2 or --seeds 0 1 2). Every run of the grid is validated before
+any starts (a bad flag stops the sweep with one line); a run folder that holds other settings stops it
+with the fields named (--force, passed on to the trainer, overwrites those runs; finished runs with the
+same settings are always skipped). Runs are ordered seed by seed, so a sweep stopped by --time-budget
+leaves complete seeds behind. Each invocation appends its wall time to <out-dir>/sweep_log.json
+(aggregate.py reports it).
 """
 
-import argparse
+from __future__ import annotations
+
+import dataclasses
 import json
 import multiprocessing
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 
 import pretrained
 import train
+from scaffold import Field, parse_config, write_json
 
 TRAINERS = {"train": train, "pretrained": pretrained}
 
 
-def ints(text: str) -> list[int]:
-    return [int(t) for t in text.split(",") if t.strip()]
+@dataclass
+class Config:
+    heads: tuple = Field(("linear", "fourier"), "heads of the grid", choices=("linear", "fourier"))
+    num_frequencies_grid: tuple = Field((1, 2, 4, 8, 16), "Fourier frequencies N of the grid", low=1)
+    seeds: tuple = Field((0, 1, 2, 3, 4), "seeds of the grid", low=0)
+    trainer: str = Field("train", "train.py (from-scratch encoder) or pretrained.py (CREPE, fine-tuned)",
+                         choices=tuple(TRAINERS))
+    epochs_grid: tuple = Field((0,), "schedules to run (chosen later on the validation split); 0: the trainer's",
+                               low=0)
+    jobs: int = Field(1, "parallel worker processes", low=1)
+    time_budget: float = Field(0.0, "start no new run after this many seconds (0: none)", low=0.0)
+    dry_run: bool = Field(False, "print the runs still to do and exit")
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(this script's flags, the trainer's flags); a flag owns the values that follow it; commas split lists."""
+    own = {"-h", "--help"}
+    for f in dataclasses.fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        own |= {flag, "--no-" + flag[2:]}
+    argv = [part for arg in argv for part in (arg.split("=", 1) if arg.split("=")[0] in own else [arg])]
+    mine, rest, i = [], [], 0
+    while i < len(argv):
+        j = i + 1
+        while j < len(argv) and not argv[j].startswith("--"):
+            j += 1
+        if argv[i] in own:
+            mine += [argv[i]] + [v for value in argv[i + 1:j] for v in value.split(",") if v]
+        else:
+            rest += argv[i:j]
+        i = j
+    return mine, rest
 
 
 def _run(job: tuple[str, list[str]]) -> tuple[str, float]:
@@ -36,30 +75,19 @@ def _run(job: tuple[str, list[str]]) -> tuple[str, float]:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--heads", default="linear,fourier", help="comma-separated: linear, fourier")
-    ap.add_argument("--num-frequencies-grid", type=ints, default=[1, 2, 4, 8, 16], metavar="N,N,..")
-    ap.add_argument("--seeds", type=ints, default=[0, 1, 2, 3, 4], metavar="S,S,..")
-    ap.add_argument("--trainer", choices=sorted(TRAINERS), default="train",
-                    help="train.py (from-scratch encoder) or pretrained.py (CREPE, fine-tuned)")
-    ap.add_argument("--epochs-grid", type=ints, default=None, metavar="E,E,..",
-                    help="schedules to run (chosen later on the validation split); default: the trainer's")
-    ap.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
-    ap.add_argument("--time-budget", type=float, default=0, help="start no new run after this many seconds (0: none)")
-    ap.add_argument("--dry-run", action="store_true", help="print the runs and exit")
-    args, train_args = ap.parse_known_args(argv)
-
+    mine, train_args = split_argv(list(sys.argv[1:] if argv is None else argv))
+    args = parse_config(Config, mine, description=__doc__)
     module = TRAINERS[args.trainer]
     grid = []
     for seed in args.seeds:
-        for epochs in (args.epochs_grid or [None]):
-            for head in args.heads.split(","):
+        for epochs in args.epochs_grid:
+            for head in dict.fromkeys(args.heads):
                 for n in (args.num_frequencies_grid if head == "fourier" else [0]):
                     extra = ["--num-frequencies", str(n)] if head == "fourier" else []
                     extra += ["--epochs", str(epochs)] if epochs else []
                     grid.append(train_args + ["--head", head, "--seed", str(seed)] + extra)
     configs = [module.parse_config(a) for a in grid]  # validates every run before any starts
-    todo = [a for a, c in zip(grid, configs) if not (c.run_dir / "metrics.json").exists()]
+    todo = [a for a, c in zip(grid, configs) if not train.is_finished(c)]
     print(f"{len(grid)} runs, {len(grid) - len(todo)} already done, {len(todo)} to go")
     if args.dry_run:
         for a in todo:
@@ -84,7 +112,7 @@ def main(argv=None) -> None:
             pending = list(todo)
             running = {pool.submit(_run, (args.trainer, pending.pop(0))) for _ in range(min(args.jobs, len(pending)))}
             while running:
-                finished = next(iter(_wait_any(running)))
+                finished = next(iter(wait(running, return_when=FIRST_COMPLETED).done))
                 running.remove(finished)
                 run_dir, seconds = finished.result()
                 done += 1
@@ -101,13 +129,8 @@ def main(argv=None) -> None:
                 # the <split>-bin<k> folders this invocation wrote to, for aggregate.py's wall time
                 "settings": sorted({Path(r).parents[1].name for r in finished_dirs}),
                 "trainer": args.trainer, "train_args": train_args})
-    log_path.write_text(json.dumps(log, indent=2))
+    write_json(log_path, log, indent=2)
     print(f"sweep: {done} runs in {time.time() - start:.1f} s")
-
-
-def _wait_any(futures):
-    from concurrent.futures import FIRST_COMPLETED, wait
-    return wait(futures, return_when=FIRST_COMPLETED).done
 
 
 if __name__ == "__main__":

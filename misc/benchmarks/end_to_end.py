@@ -1,6 +1,6 @@
 """Training-step time of real models of this repository with a linear head vs a Fourier head.
 
-    python misc/benchmarks/end_to_end.py --commit <sha> [--merge-into misc/benchmarks/head_speed.json]
+    python misc/benchmarks/end_to_end.py [--merge-into misc/benchmarks/head_speed.json]
 
 Models (each exactly as its experiment trains it):
   toy MLP         toy-example-synthetic: MLP 2 -> 64 -> 32, head over 50 bins, batch 32, Adam;
@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fourier_head import Fourier_Head, regularization_loss
+from scaffold import git_commit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,7 +162,8 @@ def main():
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here")
     parser.add_argument("--merge-into", type=Path, default=None,
                         help="also add the rows as 'end_to_end' to this head_speed.json")
-    parser.add_argument("--commit", default="unknown")
+    parser.add_argument("--commit", default=git_commit(),
+                        help="commit of the code measured (default: git, else $FOURIER_HEAD_COMMIT)")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))

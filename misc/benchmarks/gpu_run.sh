@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU runs behind misc/benchmarks/*.json and the README's speed section, in two calls of the device
-# (each under 10 minutes on an H100). COMMIT names the code measured; results go to $OUT.
+# (each under 10 minutes on an H100). The commit recorded is git's, or FOURIER_HEAD_COMMIT where the copy
+# has no .git (e.g. FOURIER_HEAD_COMMIT=$(git rev-parse --short HEAD) on the GPU call); results go to $OUT.
 #   bash misc/benchmarks/gpu_run.sh heads      the head's tests on CUDA, the two-GPU check (on a 2-GPU
 #                                              machine), interleaved step times, head_speed at gamma 0
 #                                              and 1e-6, end_to_end eager
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/../.."
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 OUT=${OUT:-misc/benchmarks/out}
 mkdir -p "$OUT"
-C=${COMMIT:-unknown}
+C=$(python3 -c "import scaffold; print(scaffold.git_commit())")  # git, else $FOURIER_HEAD_COMMIT, else unknown
 B=misc/benchmarks
 if [[ ${1:-heads} == heads ]]; then
   python3 -m pytest -q -p no:cacheprovider tests/test_fused.py tests/test_head_contract.py tests/test_fourier_head.py \

@@ -1,6 +1,6 @@
 """Forward+backward time and peak memory: nn.Linear vs Fourier_Head vs the published algorithm.
 
-    python misc/benchmarks/head_speed.py --out misc/benchmarks/head_speed.json --commit <sha>
+    python misc/benchmarks/head_speed.py --out misc/benchmarks/head_speed.json
 
 Runs on CUDA (timings with CUDA events, median of repeats after warm-up; peak memory is
 max_memory_allocated during one fwd+bwd minus what was allocated before it). On a CPU it runs the
@@ -27,6 +27,7 @@ import contextlib
 
 import fourier_head
 from fourier_head import Fourier_Head
+from scaffold import git_commit, update_block
 
 try:
     import fourier_head_fused
@@ -190,19 +191,11 @@ def readme_table(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_readme(readme: Path, table: str) -> None:
-    start, end = "<!-- head-speed:start -->", "<!-- head-speed:end -->"
-    text = readme.read_text()
-    if start not in text:
-        raise SystemExit(f"error: {readme} has no '{start}' marker")
-    head, rest = text.split(start, 1)
-    readme.write_text(f"{head}{start}\n{table}{end}{rest.split(end, 1)[1]}")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here")
-    parser.add_argument("--commit", default="unknown", help="git commit of the code measured")
+    parser.add_argument("--commit", default=git_commit(),
+                        help="commit of the code measured (default: git, else $FOURIER_HEAD_COMMIT)")
     parser.add_argument("--repeats", type=int, default=50, help="timed calls per head per round")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds over the heads")
     parser.add_argument("--quick", action="store_true", help="tiny shapes (CPU smoke test)")
@@ -211,7 +204,7 @@ def main():
                         help="only rewrite the table in this README from --out (an existing JSON); no timing")
     args = parser.parse_args()
     if args.readme:
-        update_readme(args.readme, readme_table(json.loads(args.out.read_text())))
+        update_block(args.readme, "head-speed", readme_table(json.loads(args.out.read_text())))
         return
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,6 +1,6 @@
 """Heads on two GPUs in one process, without `torch.cuda.set_device`: fused equals plain on each.
 
-    python misc/benchmarks/multi_gpu_check.py --out misc/benchmarks/multi_gpu_check.json --commit <sha>
+    python misc/benchmarks/multi_gpu_check.py --out misc/benchmarks/multi_gpu_check.json
 
 The fused kernels were once compiled and launched for `torch.cuda.current_device()` instead of the
 tensors' device: a head on cuda:1 called after the kernels ran on cuda:0 returned relative errors up to
@@ -18,6 +18,7 @@ import torch
 
 import fourier_head_fused
 from fourier_head import Fourier_Head
+from scaffold import git_commit
 
 CASES = [  # name, rows, d, m, N, gamma
     ("decision-transformer (one-node path)", 1920, 128, 18, 8, 1e-6),
@@ -44,7 +45,8 @@ def run(case, device: str, plain: bool):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=None, help="JSON file for the results")
-    parser.add_argument("--commit", default="unknown")
+    parser.add_argument("--commit", default=git_commit(),
+                        help="commit of the code measured (default: git, else $FOURIER_HEAD_COMMIT)")
     args = parser.parse_args()
     if torch.cuda.device_count() < 2:
         raise SystemExit("error: this check needs two GPUs")

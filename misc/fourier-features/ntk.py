@@ -22,16 +22,10 @@ band_limit, i.e. the head builds in the spectral bias that Fourier features tune
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import math
-import os
-import platform
-import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,82 +36,44 @@ from tqdm import tqdm
 
 import plot_style
 from fourier_head import Fourier_Head
+from scaffold import Field, config_dict, parse_config, update_block, write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # misc/: misc_common
+from misc_common import (Clock, machine_text, measured, refuse_quick_into_committed, save_figure,  # noqa: E402
+                         saved_results)
 
 HERE = Path(__file__).resolve().parent
 
 
 @dataclass
 class Config:
-    band_limit: int = field(default=16, metadata={"help": "Fourier-feature frequencies b = 1..band_limit"})
-    ps: tuple[float, ...] = field(default=(0.0, 0.5, 1.0, 1.5, 2.0, math.inf), metadata={"help": "a_i = b_i^-p"})
-    width: int = field(default=256, metadata={"help": "MLP width (the seed: 1024, see --seed-sizes)"})
-    hidden_layers: int = field(default=4, metadata={"help": "ReLU hidden layers of the MLP"})
-    num_networks: int = field(default=10, metadata={"help": "NTKs averaged over this many initialisations"})
-    grid_points: int = field(default=32, metadata={"help": "x = linspace(-0.5, 0.5, grid_points) for the kernel"})
-    full_grid_points: int = field(default=64, metadata={"help": "finer grid of the full-spectrum figure"})
-    shown_weights: int = field(default=7, metadata={"help": "components in the spectral-weights figure"})
-    head_bins: int = field(default=64, metadata={"help": "bins m of the linear / Fourier heads"})
-    head_frequencies: tuple[int, ...] = field(default=(2, 4, 8, 16), metadata={"help": "N of the Fourier heads"})
-    head_dim_input: int = field(default=32, metadata={"help": "input size of the heads (random Gaussian input)"})
-    seed: int = field(default=0, metadata={"help": "torch seed (network initialisations, head inputs)"})
-    threads: int = field(default=1, metadata={"help": "CPU threads (1 avoids thread-sync stalls on a busy CPU)"})
-    seed_sizes: bool = field(default=False, metadata={"help": "the seed's MLP width 1024; outputs in */seed-sizes/"})
-    out_dir: str = field(default=str(HERE / "results"), metadata={"help": "where the JSON results go"})
-    fig_dir: str = field(default=str(HERE / "figures"), metadata={"help": "where the PNG figures go"})
-    quick: bool = field(default=False, metadata={"help": "smoke run: width 32, 2 networks, runs/quick/"})
-    plot_only: bool = field(default=False, metadata={"help": "redraw the figures from the saved JSON"})
+    band_limit: int = Field(16, "Fourier-feature frequencies b = 1..band_limit", low=1)
+    ps: tuple[float, ...] = Field((0.0, 0.5, 1.0, 1.5, 2.0, math.inf), "a_i = b_i^-p (the default's last p is inf)",
+                                  low=0.0, allow_inf=True)
+    width: int = Field(256, "MLP width (the seed: 1024, see --seed-sizes)", low=1)
+    hidden_layers: int = Field(4, "ReLU hidden layers of the MLP", low=1)
+    num_networks: int = Field(10, "NTKs averaged over this many initialisations", low=1)
+    grid_points: int = Field(32, "x = linspace(-0.5, 0.5, grid_points) for the kernel", low=4)
+    full_grid_points: int = Field(64, "finer grid of the full-spectrum figure (> 2 band_limit)", low=4)
+    shown_weights: int = Field(7, "components in the spectral-weights figure", low=1)
+    head_bins: int = Field(64, "bins m of the linear / Fourier heads", low=4)
+    head_frequencies: tuple[int, ...] = Field((2, 4, 8, 16), "N of the Fourier heads (< head_bins / 2)", low=1)
+    head_dim_input: int = Field(32, "input size of the heads (random Gaussian input)", low=1)
+    seed: int = Field(0, "torch seed (network initialisations, head inputs)", low=0)
+    threads: int = Field(1, "CPU threads (1 avoids thread-sync stalls on a busy CPU)", low=1)
+    out_dir: str = Field(str(HERE / "results"), "where the JSON results go (--seed-sizes: results/seed-sizes/)")
+    fig_dir: str = Field(str(HERE / "figures"), "where the PNG figures go (--seed-sizes: figures/seed-sizes/)")
 
 
 # What the seed's note reports for its figures (width 1024, read off its plots): reference values only.
 SEED_DESCRIBED = {"floor": {"0.0": 0.925, "inf": 0.90}, "dc": 30.0, "tail": {"0.0": 0.1, "inf": 0.004}}
+# --quick: width 32, 2 networks, outputs under runs/quick/ (wins over --seed-sizes)
 QUICK = {"width": 32, "num_networks": 2, "out_dir": str(HERE / "runs" / "quick" / "results"),
          "fig_dir": str(HERE / "runs" / "quick" / "figures")}
+# --seed-sizes: the seed's MLP width, outputs in */seed-sizes/
 SEED_SIZES = {"width": 1024, "out_dir": str(HERE / "results" / "seed-sizes"),
               "fig_dir": str(HERE / "figures" / "seed-sizes")}
-
-
-def parse_config(argv=None) -> Config:
-    """Dataclass fields -> CLI flags; presets apply first, explicit flags win (misc boilerplate)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for f in dataclasses.fields(Config):
-        flag, kind = "--" + f.name.replace("_", "-"), type(f.default)
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                                help=f.metadata["help"])
-        elif kind is tuple:
-            parser.add_argument(flag, type=type(f.default[0]), nargs="+", default=argparse.SUPPRESS,
-                                help=f.metadata["help"] + f" (default {' '.join(map(str, f.default))})")
-        else:
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS,
-                                help=f.metadata["help"] + f" (default {f.default})")
-    given = vars(parser.parse_args(argv))
-    given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
-    config = Config()
-    if given.get("seed_sizes"):
-        config = dataclasses.replace(config, **SEED_SIZES)
-    if given.get("quick"):
-        config = dataclasses.replace(config, **QUICK)
-    config = dataclasses.replace(config, **given)
-    if config.band_limit < 1 or config.width < 1 or config.num_networks < 1 or config.grid_points < 4:
-        sys.exit("error: need band_limit, width, num_networks >= 1 and grid_points >= 4")
-    if max(config.head_frequencies) >= config.head_bins // 2:
-        sys.exit("error: head_frequencies must stay below head_bins / 2 (Nyquist)")
-    return config
-
-
-def env_info() -> dict:
-    """Versions, hardware and git commit, written next to every result (misc boilerplate)."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        # uncommitted changes to this folder's code (its own outputs do not count) or to the head
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "*.py", "../../fourier_head.py"],
-                                    cwd=HERE, capture_output=True, text=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = "unknown", None
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "platform": platform.platform(), "cpu_count": os.cpu_count(), "load_average_1min": os.getloadavg()[0], "gpu": None,
-            "commit": commit, "dirty": dirty}
+README, RESULTS = HERE / "README.md", HERE / "results"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -254,7 +210,7 @@ def p_label(p: str) -> str:
     return "p = ∞" if float(p) == math.inf else f"p = {float(p):g}"
 
 
-def plot(results: dict, config: Config) -> list[Path]:
+def plot(results: dict, config: Config, quick: bool = False) -> list[Path]:
     import matplotlib.pyplot as plt
 
     plot_style.use()
@@ -274,7 +230,7 @@ def plot(results: dict, config: Config) -> list[Path]:
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)
-        paths.append(plot_style.save(fig, fig_dir / name))
+        paths.append(save_figure(fig, fig_dir / name, quick))
 
     line_figure("spectral_weights.png", "Spectral weights $a_i = 1/b_i^{\\,p}$", "$a_i$",
                 lambda p: results["weights"][p], "component $b_i$", xs=np.arange(1, config.shown_weights + 1))
@@ -299,7 +255,7 @@ def plot(results: dict, config: Config) -> list[Path]:
         ax.set_yticks([])
         ax.grid(False)
     fig.colorbar(image, ax=axes, shrink=0.8, label="normalised NTK")
-    paths.append(plot_style.save(fig, fig_dir / "kernels.png"))
+    paths.append(save_figure(fig, fig_dir / "kernels.png", quick))
 
     # linear head vs Fourier heads over bins
     heads = results["heads"]
@@ -316,7 +272,7 @@ def plot(results: dict, config: Config) -> list[Path]:
         ax.set_yticks([])
         ax.grid(False)
     fig.colorbar(image, ax=axes, shrink=0.8, label="normalised NTK over bins")
-    paths.append(plot_style.save(fig, fig_dir / "head_kernels.png"))
+    paths.append(save_figure(fig, fig_dir / "head_kernels.png", quick))
 
     m = config.head_bins
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -332,7 +288,7 @@ def plot(results: dict, config: Config) -> list[Path]:
     ax2.set_ylabel("|FFT|")
     ax1.legend(fontsize=8)
     fig.tight_layout()
-    paths.append(plot_style.save(fig, fig_dir / "head_ntk.png"))
+    paths.append(save_figure(fig, fig_dir / "head_ntk.png", quick))
     return paths
 
 
@@ -355,51 +311,62 @@ def readme_table(results: dict, summary: dict) -> str:
     prov = summary["provenance"]
     rows += ["", f"MLP width {summary['config']['width']} ({results['num_params']:,} parameters), "
              f"{summary['config']['num_networks']} networks. Measured: {prov['wall_seconds']:.0f} s wall "
-             f"({prov['cpu_seconds']:.0f} s CPU time) on a {prov['cpu_count']}-core CPU "
-             f"(1-min load average {prov.get('load_average_1min', float('nan')):.1f}: the machine was shared) "
-             f"({prov['platform']}), torch {prov['torch']}, commit {prov['commit'][:10]}."]
+             f"({prov['cpu_seconds']:.0f} s CPU time) on a {machine_text(prov)}."]
     return "\n".join(rows)
 
 
-def update_readme(table: str, marker: str) -> None:
-    readme = HERE / "README.md"
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    text = readme.read_text() if readme.exists() else ""
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        readme.write_text(before + start + "\n" + table + "\n" + end + rest.split(end, 1)[1])
+def readme_blocks() -> dict[str, str]:
+    """The README's two generated blocks, from the JSON in results/ and results/seed-sizes/ alone
+    (misc/check_readmes.py checks them)."""
+    blocks = {}
+    for name, out_dir in (("results", RESULTS), ("seed-sizes", RESULTS / "seed-sizes")):
+        results, summary = (json.loads((out_dir / f).read_text()) for f in ("ntk.json", "summary.json"))
+        blocks[name] = readme_table(results, summary)
+    return blocks
 
 
 def main(argv=None) -> None:
-    t0, c0 = time.time(), time.process_time()
-    config = parse_config(argv)
-    out_dir = Path(config.out_dir)
+    clock = Clock()
+
+    def extra(parser):
+        parser.add_argument("--plot-only", action="store_true", help="redraw the figures from the saved JSON")
+
+    def check(cfg):
+        if cfg.full_grid_points <= 2 * cfg.band_limit or max(cfg.head_frequencies) >= cfg.head_bins // 2:
+            return ("need --full-grid-points > 2 x --band-limit (a spectrum beyond the band) and --head-frequencies "
+                    f"< --head-bins / 2 (Nyquist) (got {cfg.full_grid_points}, {cfg.band_limit}, "
+                    f"{max(cfg.head_frequencies)}, {cfg.head_bins})")
+        return None
+
+    cfg = parse_config(Config, argv, description=__doc__, quick=QUICK, extra=extra,
+                       presets={"seed_sizes": SEED_SIZES}, check=check)
+    quick = cfg._args.quick
+    refuse_quick_into_committed(HERE, quick, out_dir=cfg.out_dir, fig_dir=cfg.fig_dir)
+    out_dir = Path(cfg.out_dir)
     results_path = out_dir / "ntk.json"
-    if config.plot_only:
-        if not results_path.exists():
-            sys.exit(f"error: {results_path} not found; run without --plot-only first")
-        plot(json.loads(results_path.read_text()), config)
-        return
-    results = compute(config)
-    paths = plot(results, config)
-    env = env_info()
+    if cfg._args.plot_only:
+        return print("figures:", *plot(saved_results(results_path), cfg, quick))
+    results = compute(cfg)
+    paths = plot(results, cfg, quick)
+    env = measured()
+    config = {**config_dict(cfg), "seed_sizes": cfg._args.seed_sizes, "quick": quick}
     summary = {
         "experiment": "fourier-features",
         "paper": "Fourier-features seed (spectral bias, NTK of FF(band_limit, p) networks); Fourier head over bins",
-        "config": dataclasses.asdict(config),
+        "config": config,
         "metrics": {**{f"ff/{p_label(p)[4:]}/{k}": r[k] for p, r in results["ff"].items()
                        for k in ("floor", "dc", "tail", "full_inside_band", "full_outside_band")},
                     **{f"heads/{name}/{k}": r[k] for name, r in results["heads"].items()
                        for k in ("neighbour_similarity", "outside_band_ratio")}},
-        "provenance": {**env, "wall_seconds": time.time() - t0, "cpu_seconds": time.process_time() - c0},
+        "provenance": {**env, **clock.seconds()},
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1) + "\n")
-    (out_dir / "env.json").write_text(json.dumps(env, indent=1) + "\n")
-    results_path.write_text(json.dumps(results) + "\n")
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    if not config.quick and out_dir in (HERE / "results", HERE / "results" / "seed-sizes"):
-        update_readme(readme_table(results, summary), "seed-sizes" if config.seed_sizes else "results")
+    write_json(out_dir / "config.json", config)
+    write_json(out_dir / "env.json", env)
+    write_json(results_path, results, indent=None)
+    write_json(out_dir / "summary.json", summary)
+    if not quick and out_dir.resolve() in (RESULTS, RESULTS / "seed-sizes"):
+        for name, text in readme_blocks().items():
+            update_block(README, name, text)
     for p, r in results["ff"].items():
         print(f"{p_label(p):>8}: floor {r['floor']:.3f}, DC {r['dc']:.1f}, spectrum tail {r['tail']:.4f}")
     for name, r in results["heads"].items():

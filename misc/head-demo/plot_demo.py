@@ -1,6 +1,7 @@
 """Figures and the teaser GIF of the head demo, from results/head_demo.json (no training).
 
-    python misc/head-demo/plot_demo.py      # ~30 s on a 2-core CPU (the GIF is most of it)
+    python misc/head-demo/plot_demo.py           # ~30 s on a 2-core CPU (the GIF is most of it)
+    python misc/head-demo/plot_demo.py --quick   # redraw a quick run's, under runs/quick/figures/
 
 figures/kl_smoothness_vs_n.png  KL(true || learned) and smoothness against N, one column per target
 figures/density_vs_pmf.png      learned continuous density vs true density vs the 128-bin PMF, N = 4, 16, 64
@@ -9,9 +10,10 @@ figures/density_vs_pmf.png      learned continuous density vs true density vs th
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +21,20 @@ import torch
 
 import plot_style
 from fourier_head import Fourier_Head
-from train import HERE, true_density
+from scaffold import Field, parse_config, update_block
+from train import HERE, QUICK, README, RESULTS, true_density
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # misc/: misc_common
+from misc_common import machine_text, quick_title, refuse_quick_into_committed, save_figure  # noqa: E402
 
 TITLES = {"square-wave": "square wave", "mog-10": "10 Gaussians", "mog-33": "33 Gaussians"}
+
+
+@dataclass
+class Config:
+    out_dir: str = Field(str(RESULTS), "where head_demo.json and summary.json are")
+    fig_dir: str = Field(str(HERE / "figures"), "where the PNGs go")
+    gif: str = Field(str(HERE.parent / "assets" / "head_demo.gif"), "animation path")
 
 
 def learned_densities(result: dict, z: np.ndarray) -> np.ndarray:
@@ -53,7 +66,7 @@ def panel_title(target: str, result: dict, n: int) -> str:
     return f"{TITLES[target]}: KL {result['kl'][n - 1]:.3f}, smoothness {result['smoothness'][n - 1]:.3f}"
 
 
-def plot_curves(results: dict, fig_dir: Path) -> Path:
+def plot_curves(results: dict, fig_dir: Path, quick: bool) -> Path:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, len(results), figsize=(4 * len(results), 6), squeeze=False, sharex=True)
@@ -69,10 +82,10 @@ def plot_curves(results: dict, fig_dir: Path) -> Path:
     axes[1, 0].set_ylabel("smoothness (lower = smoother)")
     axes[1, 0].legend()
     fig.tight_layout()
-    return plot_style.save(fig, fig_dir / "kl_smoothness_vs_n.png")
+    return save_figure(fig, fig_dir / "kl_smoothness_vs_n.png", quick)
 
 
-def plot_grid(results: dict, densities: dict, z: np.ndarray, ymax: dict, fig_dir: Path) -> Path:
+def plot_grid(results: dict, densities: dict, z: np.ndarray, ymax: dict, fig_dir: Path, quick: bool) -> Path:
     import matplotlib.pyplot as plt
 
     max_n = min(len(r["kl"]) for r in results.values())
@@ -87,10 +100,10 @@ def plot_grid(results: dict, densities: dict, z: np.ndarray, ymax: dict, fig_dir
         axes[row, 0].set_ylabel(f"{TITLES[target]}\ndensity")
     axes[0, 0].legend(loc="upper left", fontsize=7)
     fig.tight_layout()
-    return plot_style.save(fig, fig_dir / "density_vs_pmf.png")
+    return save_figure(fig, fig_dir / "density_vs_pmf.png", quick)
 
 
-def make_gif(results: dict, densities: dict, z: np.ndarray, ymax: dict, path: Path) -> Path:
+def make_gif(results: dict, densities: dict, z: np.ndarray, ymax: dict, path: Path, quick: bool) -> Path:
     """One frame per N; artists are updated in place, frames share one 64-colour palette."""
     import matplotlib.pyplot as plt
     from PIL import Image
@@ -113,7 +126,7 @@ def make_gif(results: dict, densities: dict, z: np.ndarray, ymax: dict, path: Pa
             learned_line.set_ydata(densities[target][n - 1])
             ax.set_title(f"{TITLES[target]}\nKL {r['kl'][n - 1]:.3f}, smoothness {r['smoothness'][n - 1]:.3f}",
                          fontsize=10)
-        suptitle.set_text(f"Fourier head with N = {n} frequenc{'y' if n == 1 else 'ies'} ({m} bins)")
+        suptitle.set_text(quick_title(f"Fourier head with N = {n} frequenc{'y' if n == 1 else 'ies'} ({m} bins)", quick))
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=100, bbox_inches=None)
         frames.append(Image.open(buffer).convert("RGB"))
@@ -137,44 +150,40 @@ def readme_table(results: dict, summary: dict) -> str:
     prov = summary["provenance"]
     per_target = ", ".join(f"{t} {r['wall_seconds']:.0f} s" for t, r in results.items())
     rows += ["", f"Measured: training {prov['wall_seconds']:.0f} s wall ({per_target}), {prov['cpu_seconds']:.0f} s "
-             f"CPU time, figures + GIF {prov.get('plot_wall_seconds', float('nan')):.0f} s, on a {prov['cpu_count']}-core CPU "
-             f"(1-min load average {prov.get('load_average_1min', float('nan')):.1f}: the machine was shared) "
-             f"({prov['platform']}), torch {prov['torch']}, commit {prov['commit'][:10]}."]
+             f"CPU time, figures + GIF {prov.get('plot_wall_seconds', float('nan')):.0f} s, on a {machine_text(prov)}."]
     return "\n".join(rows)
 
 
-def update_readme(table: str) -> None:
-    readme = HERE / "README.md"
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
-    text = readme.read_text() if readme.exists() else ""
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        readme.write_text(before + start + "\n" + table + "\n" + end + rest.split(end, 1)[1])
+def readme_blocks(out_dir: Path = RESULTS) -> dict[str, str]:
+    """The README's generated block, from the JSON in `out_dir` alone (misc/check_readmes.py checks it)."""
+    results, summary = (json.loads((Path(out_dir) / name).read_text()) for name in ("head_demo.json", "summary.json"))
+    return {"results": readme_table(results, summary)}
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out-dir", default=str(HERE / "results"), help="where head_demo.json is")
-    parser.add_argument("--fig-dir", default=str(HERE / "figures"), help="where the PNGs go")
-    parser.add_argument("--gif", default=str(HERE.parent / "assets" / "head_demo.gif"), help="animation path")
-    parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README results table")
-    args = parser.parse_args(argv)
-    results_path = Path(args.out_dir) / "head_demo.json"
-    if not results_path.exists():
-        raise SystemExit(f"error: {results_path} not found; run train.py first")
-    results = json.loads(results_path.read_text())
-    summary = json.loads((Path(args.out_dir) / "summary.json").read_text())
-
+def draw(results: dict, fig_dir: Path, gif: Path, quick: bool = False) -> list[Path]:
+    """The two figures and the GIF (a quick run's say so in their titles)."""
     plot_style.use()
     z = np.linspace(-1, 1, 801)
     densities = {t: learned_densities(r, z) for t, r in results.items()}
     ymax = {t: 1.08 * max(densities[t].max(), true_density(t, z).max(),
                           np.max(results[t]["pmf"]) * len(results[t]["pmf"][0]) / 2) for t in results}
-    paths = [plot_curves(results, Path(args.fig_dir)),
-             plot_grid(results, densities, z, ymax, Path(args.fig_dir)),
-             make_gif(results, densities, z, ymax, Path(args.gif))]
-    if not args.no_readme:
-        update_readme(readme_table(results, summary))
+    return [plot_curves(results, fig_dir, quick), plot_grid(results, densities, z, ymax, fig_dir, quick),
+            make_gif(results, densities, z, ymax, gif, quick)]
+
+
+def main(argv=None) -> None:
+    cfg = parse_config(Config, argv, description=__doc__,
+                       quick={k: QUICK[k] for k in ("out_dir", "fig_dir", "gif")})
+    results_path = Path(cfg.out_dir) / "head_demo.json"
+    if not results_path.exists():
+        raise SystemExit(f"error: {results_path} not found; run train.py first")
+    summary = json.loads((Path(cfg.out_dir) / "summary.json").read_text())
+    quick = cfg._args.quick or summary["config"].get("quick", False)  # a quick run's results stay quick
+    refuse_quick_into_committed(HERE, quick, fig_dir=cfg.fig_dir, gif=cfg.gif)
+    paths = draw(json.loads(results_path.read_text()), Path(cfg.fig_dir), Path(cfg.gif), quick)
+    if not quick and Path(cfg.out_dir).resolve() == RESULTS:
+        for name, text in readme_blocks().items():
+            update_block(README, name, text)
     for p in paths:
         print(f"wrote {p} ({p.stat().st_size / 1e6:.2f} MB)")
 

@@ -1,9 +1,6 @@
 """Smoke test of train.py --quick, and the claim that row n of the stacked head IS the N = n head."""
 
-import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,22 +9,13 @@ import torch.nn.functional as F
 
 from fourier_head import Fourier_Head
 
-HERE = Path(__file__).resolve().parent
+SCRIPT = Path(__file__).resolve().parent / "train.py"  # for the `script`, `run_quick` fixtures (conftest)
 
 
-def load_train():
-    spec = importlib.util.spec_from_file_location("head_demo_train", HERE / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_rows_are_independent_heads_with_n_frequencies():
-    train = load_train()
+def test_rows_are_independent_heads_with_n_frequencies(script):
     torch.manual_seed(0)
     rows, m, gamma = 5, 32, 1e-3
-    model = train.HeadsForAllN(rows, m, gamma)
+    model = script.HeadsForAllN(rows, m, gamma)
     weight = model.head.fc_extract_autocorrelation_params.weight
     histogram = torch.softmax(torch.randn(rows, m), dim=-1)
     # one Adam step: masked frequencies must stay exactly zero
@@ -52,26 +40,24 @@ def test_rows_are_independent_heads_with_n_frequencies():
     torch.testing.assert_close(stacked, total, rtol=1e-5, atol=1e-7)
 
 
-def test_bin_probabilities_are_a_distribution():
-    train = load_train()
-    for target in train.TARGETS:
-        q = train.bin_probabilities(target, 128)
+def test_bin_probabilities_are_a_distribution(script):
+    for target in script.TARGETS:
+        q = script.bin_probabilities(target, 128)
         assert q.shape == (128,) and np.all(q >= 0) and abs(q.sum() - 1) < 1e-12
-    square = train.bin_probabilities("square-wave", 128)
+    square = script.bin_probabilities("square-wave", 128)
     assert np.allclose(square[32:96], 1 / 64) and np.allclose(square[:32], 0)
 
 
-def test_quick_cli(tmp_path):
+def test_quick_cli(run_quick, tmp_path):
+    run_quick("--runs-dir", str(tmp_path / "runs"), "--gif", str(tmp_path / "demo.gif"))
     out = tmp_path / "results"
-    subprocess.run([sys.executable, str(HERE / "train.py"), "--quick", "--runs-dir", str(tmp_path / "runs"),
-                    "--out-dir", str(out), "--fig-dir", str(tmp_path / "figures"), "--gif", str(tmp_path / "demo.gif")],
-                   check=True, capture_output=True)
     results = json.loads((out / "head_demo.json").read_text())
     assert set(results) == {"square-wave", "mog-10", "mog-33"}
     for r in results.values():
         assert len(r["kl"]) == 4 and all(k >= 0 for k in r["kl"])
         assert all(abs(sum(p) - 1) < 1e-5 for p in r["pmf"])
-    assert json.loads((out / "summary.json").read_text())["provenance"]["wall_seconds"] > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["provenance"]["wall_seconds"] > 0 and summary["config"]["quick"]
     for name in ("kl_smoothness_vs_n.png", "density_vs_pmf.png"):
         assert (tmp_path / "figures" / name).stat().st_size > 10_000
     assert (tmp_path / "demo.gif").stat().st_size > 1_000

@@ -18,22 +18,17 @@ against a standalone `Fourier_Head(1, 128, n)`). The bias is frozen at 0 so rows
 cross-entropy is summed over rows and gamma is multiplied by 64 because the head's regulariser is a
 mean over rows. Adam is per-coordinate, so this is 64 independent trainings in one set of tensor ops.
 
-Outputs: runs/<name>/{config,env,metrics}.json per target (skipped when metrics.json exists), then
-results/head_demo.json + results/summary.json, then figures/ and ../assets/head_demo.gif.
+Outputs: runs/<name>/{config,env,metrics}.json per target (skipped when metrics.json exists; a run
+directory holding other settings stops the program, `--force` retrains it), then results/head_demo.json +
+results/summary.json, then figures/, ../assets/head_demo.gif and the README's results block.
 Expected: KL falls and smoothness rises with N (the paper's scaling law); see README.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
-import os
-import platform
-import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,85 +39,15 @@ from torch import nn
 from tqdm import tqdm
 
 from fourier_head import Fourier_Head, regularization_loss, smoothness
+from scaffold import Field, config_dict, parse_config, pick_device, prepare_run, update_block, write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # misc/: misc_common
+from misc_common import Clock, measured, refuse_quick_into_committed  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+README, RESULTS = HERE / "README.md", HERE / "results"
 
-
-@dataclass
-class Config:
-    num_bins: int = field(default=128, metadata={"help": "output bins m on [-1, 1]"})
-    max_frequencies: int = field(default=64, metadata={"help": "train every N = 1..max_frequencies"})
-    steps: int = field(default=10_000, metadata={"help": "Adam steps per head"})
-    batch_size: int = field(default=1024, metadata={"help": "fresh samples per step and head"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate, decayed linearly to 0"})
-    regularization_gamma: float = field(default=1e-6, metadata={"help": "Fourier regulariser weight per head"})
-    targets: tuple[str, ...] = field(default=("square-wave", "mog-10", "mog-33"),
-                                     metadata={"help": "targets to learn (square-wave, mog-10, mog-33)"})
-    eval_every: int = field(default=1000, metadata={"help": "record KL of every head this often"})
-    seed: int = field(default=0, metadata={"help": "seeds torch (init) and the sampler"})
-    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, ..."})
-    threads: int = field(default=1, metadata={"help": "CPU threads (tiny tensors: 1 is fastest, ~5x on a busy CPU)"})
-    runs_dir: str = field(default=str(HERE / "runs"), metadata={"help": "per-target run directories"})
-    out_dir: str = field(default=str(HERE / "results"), metadata={"help": "aggregated JSON results"})
-    fig_dir: str = field(default=str(HERE / "figures"), metadata={"help": "PNG figures"})
-    gif: str = field(default=str(HERE.parent / "assets" / "head_demo.gif"), metadata={"help": "animation path"})
-    quick: bool = field(default=False, metadata={"help": "smoke run: N = 1..4, 100 steps, under runs/quick/"})
-
-
-QUICK_DIR = HERE / "runs" / "quick"
-QUICK = {"max_frequencies": 4, "steps": 100, "eval_every": 50, "runs_dir": str(QUICK_DIR / "runs"),
-         "out_dir": str(QUICK_DIR / "results"), "fig_dir": str(QUICK_DIR / "figures"),
-         "gif": str(QUICK_DIR / "figures" / "head_demo.gif")}
-
-
-def parse_config(argv=None) -> Config:
-    """Dataclass fields -> CLI flags; --quick applies QUICK first, explicit flags win (misc boilerplate)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for f in dataclasses.fields(Config):
-        flag, kind = "--" + f.name.replace("_", "-"), type(f.default)
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                                help=f.metadata["help"])
-        elif kind is tuple:
-            parser.add_argument(flag, type=type(f.default[0]), nargs="+", default=argparse.SUPPRESS,
-                                help=f.metadata["help"] + f" (default {' '.join(map(str, f.default))})")
-        else:
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS,
-                                help=f.metadata["help"] + f" (default {f.default})")
-    given = vars(parser.parse_args(argv))
-    given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
-    config = Config()
-    if given.get("quick"):
-        config = dataclasses.replace(config, **QUICK)
-    config = dataclasses.replace(config, **given)
-    unknown = [t for t in config.targets if t not in TARGETS]
-    if unknown:
-        sys.exit(f"error: unknown target(s) {unknown}; choose from {list(TARGETS)}")
-    if config.max_frequencies < 1 or config.num_bins < 2 or config.steps < 1:
-        sys.exit("error: need max_frequencies >= 1, num_bins >= 2 and steps >= 1")
-    return config
-
-
-def env_info() -> dict:
-    """Versions, hardware and git commit, written next to every result (misc boilerplate)."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        # uncommitted changes to this folder's code (its own outputs do not count) or to the head
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "*.py", "../../fourier_head.py"],
-                                    cwd=HERE, capture_output=True, text=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = "unknown", None
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "platform": platform.platform(), "cpu_count": os.cpu_count(), "load_average_1min": os.getloadavg()[0], "gpu": gpu,
-            "commit": commit, "dirty": dirty}
-
-
-# ------------------------------------------------------------------------------------------------
-# data: the three targets (means and standard deviations of the official demo)
-# ------------------------------------------------------------------------------------------------
-
+# The targets of the official demo: (mean, std) of equally weighted Gaussians, or None for the square wave.
 TARGETS = {
     "square-wave": None,  # uniform on [-0.5, 0.5]
     "mog-10": [(-0.7, 0.1), (-0.55, 0.07), (-0.45, 0.2), (-0.4, 0.15), (-0.37, 0.05), (-0.4, 0.2),
@@ -135,6 +60,38 @@ TARGETS = {
                (0.9, 0.02), (0.92, 0.07), (0.95, 0.015)],
 }
 
+
+@dataclass
+class Config:
+    num_bins: int = Field(128, "output bins m on [-1, 1]", low=2)
+    max_frequencies: int = Field(64, "train every N = 1..max_frequencies", low=1)
+    steps: int = Field(10_000, "Adam steps per head", low=1)
+    batch_size: int = Field(1024, "fresh samples per step and head", low=1)
+    lr: float = Field(1e-3, "Adam learning rate, decayed linearly to 0", low=0.0, low_open=True)
+    regularization_gamma: float = Field(1e-6, "Fourier regulariser weight per head", low=0.0)
+    targets: tuple[str, ...] = Field(tuple(TARGETS), "targets to learn", choices=tuple(TARGETS))
+    eval_every: int = Field(1000, "record KL of every head this often", low=1)
+    seed: int = Field(0, "seeds torch (init) and the sampler", low=0)
+    device: str = Field("auto", "auto, cpu, cuda, cuda:N")
+    threads: int = Field(1, "CPU threads (tiny tensors: 1 is fastest, ~5x on a busy CPU)", low=1)
+    runs_dir: str = Field(str(HERE / "runs"), "per-target run directories")
+    out_dir: str = Field(str(RESULTS), "aggregated JSON results")
+    fig_dir: str = Field(str(HERE / "figures"), "PNG figures")
+    gif: str = Field(str(HERE.parent / "assets" / "head_demo.gif"), "animation path")
+
+
+# --quick: N = 1..4, 100 steps, everything under runs/quick/
+QUICK_DIR = HERE / "runs" / "quick"
+QUICK = {"max_frequencies": 4, "steps": 100, "eval_every": 50, "runs_dir": str(QUICK_DIR / "runs"),
+         "out_dir": str(QUICK_DIR / "results"), "fig_dir": str(QUICK_DIR / "figures"),
+         "gif": str(QUICK_DIR / "figures" / "head_demo.gif")}
+# settings a finished per-target run may differ in and still be reused
+NOT_IN_RUN = ("device", "threads", "targets", "runs_dir", "out_dir", "fig_dir", "gif", "quick")
+
+
+# ------------------------------------------------------------------------------------------------
+# data: the targets' densities and exact bin probabilities
+# ------------------------------------------------------------------------------------------------
 
 def true_cdf(target: str, z: np.ndarray) -> np.ndarray:
     """CDF on [-1, 1]; each Gaussian is truncated to [-1, 1] on its own (sampling by rejection per component)."""
@@ -252,25 +209,26 @@ def run_name(target: str, config: Config) -> str:
 
 
 def main(argv=None) -> None:
-    config = parse_config(argv)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" \
-        else torch.device(config.device)
-    torch.set_num_threads(config.threads)
+    cfg = parse_config(Config, argv, description=__doc__, quick=QUICK, extra=lambda p: p.add_argument(
+        "--force", action="store_true", help="retrain a target whose run directory holds other settings"))
+    quick = cfg._args.quick
+    refuse_quick_into_committed(HERE, quick, out_dir=cfg.out_dir, fig_dir=cfg.fig_dir, gif=cfg.gif)
+    device = pick_device(cfg.device)
+    torch.set_num_threads(cfg.threads)
     results, wall, cpu = {}, 0.0, 0.0
-    for target in config.targets:
-        run_dir = Path(config.runs_dir) / run_name(target, config)
+    for target in cfg.targets:
+        run_dir = Path(cfg.runs_dir) / run_name(target, cfg)
         metrics_path = run_dir / "metrics.json"
-        if metrics_path.exists():  # resume: finished targets are not retrained
+        state = prepare_run(run_dir, {**config_dict(cfg), "quick": quick, "target": target}, force=cfg._args.force,
+                            ignore=NOT_IN_RUN)
+        if state == "done":  # resume: finished targets are not retrained
             print(f"{target}: found {metrics_path}, skipping")
         else:
-            t0, c0 = time.time(), time.process_time()
-            metrics = train_target(target, config, device)
-            metrics["wall_seconds"], metrics["cpu_seconds"] = time.time() - t0, time.process_time() - c0
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.json").write_text(json.dumps({**dataclasses.asdict(config), "target": target},
-                                                            indent=1) + "\n")
-            (run_dir / "env.json").write_text(json.dumps({**env_info(), "device": str(device)}, indent=1) + "\n")
-            metrics_path.write_text(json.dumps(metrics) + "\n")
+            clock = Clock()
+            metrics = train_target(target, cfg, device)
+            metrics.update(clock.seconds())
+            write_json(run_dir / "env.json", measured(device))
+            write_json(metrics_path, metrics, indent=None)
         results[target] = json.loads(metrics_path.read_text())
         wall += results[target]["wall_seconds"]
         cpu += results[target]["cpu_seconds"]
@@ -278,29 +236,28 @@ def main(argv=None) -> None:
         print(f"{target}: KL N=1 {kl[0]:.4f} -> N={len(kl)} {kl[-1]:.4f}; smoothness {s[0]:.4f} -> {s[-1]:.4f} "
               f"(true {results[target]['true_smoothness']:.4f})")
 
-    pick = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= config.max_frequencies]
+    pick = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= cfg.max_frequencies]
     summary = {
         "experiment": "head-demo",
         "paper": "project-page demo (Fourier head with N = 1..64 learning 1-D densities); Theorem 3.3 trend",
-        "config": dataclasses.asdict(config),
+        "config": {**config_dict(cfg), "quick": quick},
         "metrics": {f"{t}/N{n}/{k}": results[t][k][n - 1] for t in results for n in pick
                     for k in ("kl", "smoothness")},
         "true_smoothness": {t: results[t]["true_smoothness"] for t in results},
-        "provenance": {**env_info(), "device": str(device), "wall_seconds": wall, "cpu_seconds": cpu},
+        "provenance": {**measured(device), "wall_seconds": wall, "cpu_seconds": cpu},
     }
-    out_dir = Path(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "head_demo.json").write_text(json.dumps(results) + "\n")
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    out_dir = Path(cfg.out_dir)
+    write_json(out_dir / "head_demo.json", results, indent=None)
 
     import plot_demo  # sibling script: results -> figures, GIF, README table
 
-    t0 = time.time()
-    plot_demo.main(["--out-dir", config.out_dir, "--fig-dir", config.fig_dir, "--gif", config.gif, "--no-readme"])
-    summary["provenance"]["plot_wall_seconds"] = time.time() - t0
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    if not config.quick and out_dir == HERE / "results":
-        plot_demo.update_readme(plot_demo.readme_table(results, summary))
+    clock = Clock()
+    plot_demo.draw(results, Path(cfg.fig_dir), Path(cfg.gif), quick)
+    summary["provenance"]["plot_wall_seconds"] = clock.seconds()["wall_seconds"]
+    write_json(out_dir / "summary.json", summary)
+    if not quick and out_dir.resolve() == RESULTS:
+        for name, text in plot_demo.readme_blocks().items():
+            update_block(README, name, text)
 
 
 if __name__ == "__main__":

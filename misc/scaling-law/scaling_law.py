@@ -23,15 +23,9 @@ sigma k << m, giving a tail ~ N^-(2t-5); only terms with sigma k >~ m follow N^-
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
-import os
-import platform
-import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,67 +35,33 @@ from scipy.special import zeta
 
 import plot_style
 from fourier_head import bin_centers, smoothness
+from scaffold import Field, config_dict, parse_config, update_block, write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # misc/: misc_common
+from misc_common import (Clock, machine_text, measured, refuse_quick_into_committed, save_figure,  # noqa: E402
+                         saved_results)
 
 HERE = Path(__file__).resolve().parent
 
 
 @dataclass
 class Config:
-    num_bins: tuple[int, ...] = field(default=(128, 4096), metadata={"help": "bin counts m (demo / Chronos size)"})
-    decay_exponents: tuple[float, ...] = field(default=(2.0, 3.0, 4.0), metadata={"help": "t in |c_k| ~ 1/k^t"})
-    num_densities: int = field(default=4, metadata={"help": "random-phase densities per t (curves are means)"})
-    amplitude: float = field(default=0.9, metadata={"help": "sum_k r_k = amplitude / 2, so p >= (1 - amplitude)/2"})
-    fit_from: int = field(default=4, metadata={"help": "fit on N >= fit_from (the theorem is asymptotic)"})
-    seed: int = field(default=0, metadata={"help": "seed of the random phases"})
-    out_dir: str = field(default=str(HERE / "results"), metadata={"help": "where the JSON results go"})
-    fig_dir: str = field(default=str(HERE / "figures"), metadata={"help": "where the PNG figures go"})
-    quick: bool = field(default=False, metadata={"help": "smoke run: m = 128 only, 2 densities, runs/quick/"})
-    plot_only: bool = field(default=False, metadata={"help": "redraw the figures from the saved JSON"})
+    num_bins: tuple[int, ...] = Field((128, 4096), "bin counts m (demo / Chronos size)", low=16)
+    decay_exponents: tuple[float, ...] = Field((2.0, 3.0, 4.0), "t in |c_k| ~ 1/k^t", low=1.0, low_open=True)
+    num_densities: int = Field(4, "random-phase densities per t (curves are means)", low=1)
+    amplitude: float = Field(0.9, "sum_k r_k = amplitude / 2, so p >= (1 - amplitude)/2", low=0.0, low_open=True,
+                             high=1.0)
+    fit_from: int = Field(4, "fit on N >= fit_from (the theorem is asymptotic)", low=1)
+    seed: int = Field(0, "seed of the random phases", low=0)
+    out_dir: str = Field(str(HERE / "results"), "where the JSON results go")
+    fig_dir: str = Field(str(HERE / "figures"), "where the PNG figures go")
 
 
+# --quick: m = 128 only, 2 densities, outputs under runs/quick/
 QUICK = {"num_bins": (128,), "num_densities": 2,
          "out_dir": str(HERE / "runs" / "quick" / "results"), "fig_dir": str(HERE / "runs" / "quick" / "figures")}
 TRACKED_SIGMAS = (1, 100)  # per-sigma terms followed on their own
-
-
-def parse_config(argv=None) -> Config:
-    """Dataclass fields -> CLI flags; --quick applies QUICK first, explicit flags win (misc boilerplate)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for f in dataclasses.fields(Config):
-        flag, kind = "--" + f.name.replace("_", "-"), type(f.default)
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                                help=f.metadata["help"])
-        elif kind is tuple:
-            parser.add_argument(flag, type=type(f.default[0]), nargs="+", default=argparse.SUPPRESS,
-                                help=f.metadata["help"] + f" (default {' '.join(map(str, f.default))})")
-        else:
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS,
-                                help=f.metadata["help"] + f" (default {f.default})")
-    given = vars(parser.parse_args(argv))
-    given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
-    config = Config()
-    if given.get("quick"):
-        config = dataclasses.replace(config, **QUICK)
-    config = dataclasses.replace(config, **given)
-    if min(config.num_bins) < 16 or min(config.decay_exponents) <= 1 or not 0 < config.amplitude < 1:
-        sys.exit("error: need num_bins >= 16, decay exponents t > 1 and 0 < amplitude < 1")
-    return config
-
-
-def env_info() -> dict:
-    """Versions, hardware and git commit, written next to every result (misc boilerplate)."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        # uncommitted changes to this folder's code (its own outputs do not count) or to the head
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "*.py", "../../fourier_head.py"],
-                                    cwd=HERE, capture_output=True, text=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = "unknown", None
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "platform": platform.platform(), "cpu_count": os.cpu_count(), "load_average_1min": os.getloadavg()[0], "gpu": None,
-            "commit": commit, "dirty": dirty}
+README, RESULTS = HERE / "README.md", HERE / "results"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -212,7 +172,7 @@ def compute(config: Config) -> dict:
     return {"curves": curves}
 
 
-def plot(results: dict, config: Config) -> list[Path]:
+def plot(results: dict, config: Config, quick: bool = False) -> list[Path]:
     import matplotlib.pyplot as plt
 
     plot_style.use()
@@ -242,7 +202,7 @@ def plot(results: dict, config: Config) -> list[Path]:
         ax.set_ylabel("smoothness")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    paths = [plot_style.save(fig, Path(config.fig_dir) / "smoothness_vs_n.png")]
+    paths = [save_figure(fig, Path(config.fig_dir) / "smoothness_vs_n.png", quick)]
 
     # where the exponent comes from: deficit of the whole metric and of single sigma terms, log-log
     fig, axes = grid_axes()
@@ -266,7 +226,7 @@ def plot(results: dict, config: Config) -> list[Path]:
         ax.set_ylabel("$(s_{N_{max}} - s_N)\\,/\\,(s_{N_{max}} - s_1)$")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    paths.append(plot_style.save(fig, Path(config.fig_dir) / "deficit_loglog.png"))
+    paths.append(save_figure(fig, Path(config.fig_dir) / "deficit_loglog.png", quick))
     return paths
 
 
@@ -283,48 +243,47 @@ def readme_table(results: dict, summary: dict) -> str:
     prov = summary["provenance"]
     rows += ["", "Deficit slope: minus the least-squares slope of log(s(N_max) - s(N)) against log N over the "
              f"slope range. Measured: {prov['wall_seconds']:.1f} s wall ({prov['cpu_seconds']:.1f} s CPU time) "
-             f"on a {prov['cpu_count']}-core CPU (1-min load average {prov.get('load_average_1min', float('nan')):.1f}: the machine was shared) ({prov['platform']}), torch {prov['torch']}, "
-             f"commit {prov['commit'][:10]}."]
+             f"on a {machine_text(prov)}."]
     return "\n".join(rows)
 
 
-def update_readme(table: str) -> None:
-    readme = HERE / "README.md"
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
-    text = readme.read_text() if readme.exists() else ""
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        readme.write_text(before + start + "\n" + table + "\n" + end + rest.split(end, 1)[1])
+def readme_blocks(out_dir: Path = RESULTS) -> dict[str, str]:
+    """The README's generated block, from the JSON in `out_dir` alone (misc/check_readmes.py checks it)."""
+    results, summary = (json.loads((Path(out_dir) / name).read_text()) for name in ("scaling_law.json", "summary.json"))
+    return {"results": readme_table(results, summary)}
 
 
 def main(argv=None) -> None:
-    t0, c0 = time.time(), time.process_time()
-    config = parse_config(argv)
-    out_dir = Path(config.out_dir)
+    clock = Clock()
+    cfg = parse_config(Config, argv, description=__doc__, quick=QUICK, extra=lambda p: p.add_argument(
+        "--plot-only", action="store_true", help="redraw the figures from the saved JSON"))
+    quick = cfg._args.quick
+    if cfg.fit_from > min(cfg.num_bins) // 2 - 4:  # the free fit needs at least 3 points N >= fit_from, N < m/2
+        sys.exit(f"error: --fit-from must be <= {min(cfg.num_bins) // 2 - 4} for m = {min(cfg.num_bins)} "
+                 f"(got {cfg.fit_from})")
+    refuse_quick_into_committed(HERE, quick, out_dir=cfg.out_dir, fig_dir=cfg.fig_dir)
+    out_dir = Path(cfg.out_dir)
     results_path = out_dir / "scaling_law.json"
-    if config.plot_only:
-        if not results_path.exists():
-            sys.exit(f"error: {results_path} not found; run without --plot-only first")
-        plot(json.loads(results_path.read_text()), config)
-        return
-    results = compute(config)
-    paths = plot(results, config)
-    env = env_info()
+    if cfg._args.plot_only:
+        return print("figures:", *plot(saved_results(results_path), cfg, quick))
+    results = compute(cfg)
+    paths = plot(results, cfg, quick)
+    env = measured()
     summary = {
         "experiment": "scaling-law",
         "paper": "§3.2 Theorem 3.3 (s(y^(N)) = C1 - C2/N^(2t-1) + O(1/N^(2t)))",
         "metrics": {f"m{c['num_bins']}/t{c['t']:g}/{key}": value for c in results["curves"] for key, value in (
             ("fitted_exponent", c["fit"]["free"]["exponent"]), ("theorem_exponent", c["fit"]["theorem"]["exponent"]),
             ("monotone", c["monotone"]), ("deficit_slope_sigma100", c["deficit_slope"]["sigma=100"]))},
-        "provenance": {**env, "wall_seconds": time.time() - t0, "cpu_seconds": time.process_time() - c0},
+        "provenance": {**env, **clock.seconds()},
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1) + "\n")
-    (out_dir / "env.json").write_text(json.dumps(env, indent=1) + "\n")
-    results_path.write_text(json.dumps(results) + "\n")
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    if not config.quick and out_dir == HERE / "results":
-        update_readme(readme_table(results, summary))
+    write_json(out_dir / "config.json", {**config_dict(cfg), "quick": quick})
+    write_json(out_dir / "env.json", env)
+    write_json(results_path, results, indent=None)
+    write_json(out_dir / "summary.json", summary)
+    if not quick and out_dir.resolve() == RESULTS:
+        for name, text in readme_blocks().items():
+            update_block(README, name, text)
     for c in results["curves"]:
         print(f"m={c['num_bins']:>5} t={c['t']:g}: monotone={c['monotone']} fitted beta="
               f"{c['fit']['free']['exponent']:.2f} (theorem {c['fit']['theorem']['exponent']:g}); deficit slopes "

@@ -22,11 +22,9 @@ spectral entropy does not order the colours (paper: 0.4516 / 0.3878 / 0.4266 / 0
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +32,10 @@ import torch
 
 import plot_style
 from fourier_head import smoothness
-from square_waves import config_from_cli, env_info, update_readme
+from scaffold import Field, config_dict, parse_config, update_block, write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # misc/: misc_common
+from misc_common import Clock, commit_text, measured, refuse_quick_into_committed, save_figure  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -54,19 +55,19 @@ PRINTED_HALF_ULP = 0.5e-4  # the paper prints 4 decimals: a printed p stands for
 
 @dataclass
 class Config:
-    num_points: int = field(default=4096, metadata={"help": "samples per noise draw = PMF length"})
-    num_trials: int = field(default=1000, metadata={"help": "noise draws per colour (paper: 1000 trials)"})
-    num_bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples of the draws, for the SE/CI"})
-    seed: int = field(default=0, metadata={"help": "seed of every draw and resample"})
-    sensitivity_points: tuple[int, ...] = field(default=(2048,),
-                                                metadata={"help": "other lengths for the sensitivity rows"})
-    out_dir: str = field(default=str(HERE / "results"), metadata={"help": "where noise_table.json goes"})
-    fig_dir: str = field(default=str(HERE / "figures"), metadata={"help": "where the PNG figure goes"})
-    quick: bool = field(default=False, metadata={"help": "smoke run: few draws, outputs under runs/quick/"})
+    num_points: int = Field(4096, "samples per noise draw = PMF length", low=8)
+    num_trials: int = Field(1000, "noise draws per colour (paper: 1000 trials)", low=2)
+    num_bootstrap: int = Field(1000, "bootstrap resamples of the draws, for the SE/CI", low=2)
+    seed: int = Field(0, "seed of every draw and resample", low=0)
+    sensitivity_points: tuple[int, ...] = Field((2048,), "other lengths for the sensitivity rows", low=8)
+    out_dir: str = Field(str(HERE / "results"), "where noise_table.json goes")
+    fig_dir: str = Field(str(HERE / "figures"), "where the PNG figure goes")
 
 
+# --quick: few draws, outputs under runs/quick/
 QUICK = {"num_points": 1024, "num_trials": 64, "num_bootstrap": 200, "sensitivity_points": (),
          "out_dir": str(HERE / "runs" / "quick" / "results"), "fig_dir": str(HERE / "runs" / "quick" / "figures")}
+README, RESULTS = HERE / "README.md", HERE / "results"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -218,7 +219,7 @@ def compute(config: Config) -> tuple[dict, dict]:
 NOISE_COLOURS = {"brown": "saddlebrown", "pink": "hotpink", "white": "0.45", "blue": "tab:blue"}
 
 
-def plot(results: dict, arrays: dict, config: Config) -> Path:
+def plot(results: dict, arrays: dict, config: Config, quick: bool = False) -> Path:
     import matplotlib.pyplot as plt
 
     plot_style.use()
@@ -252,15 +253,16 @@ def plot(results: dict, arrays: dict, config: Config) -> Path:
             body.set_facecolor(NOISE_COLOURS[colour])
             body.set_alpha(0.6)
         ax.plot(range(1, 5), [r[f"{metric}_mean"] for r in results["rows"]], "o", color="k", ms=4, label="ours (mean)")
-        ax.plot(range(1, 5), [PAPER_TABLE4[c][metric] for c in COLOURS], "x", color=plot_style.COLORS["linear"],
-                ms=7, label="paper")
+        if not quick:  # a quick run's short, few draws are not the paper's setting
+            ax.plot(range(1, 5), [PAPER_TABLE4[c][metric] for c in COLOURS], "x", color=plot_style.COLORS["linear"],
+                    ms=7, label="paper")
         ax.set_xticks(range(1, 5), list(COLOURS))
         ax.set_title(label, fontsize=10)
         ax.legend(fontsize=8)
     fig.suptitle(f"Table 4: smoothness vs spectral entropy on coloured noise ({config.num_points} bins, "
                  f"{config.num_trials} draws per colour)", y=1.0)
     fig.tight_layout()
-    return plot_style.save(fig, Path(config.fig_dir) / "noise_table4.png")
+    return save_figure(fig, Path(config.fig_dir) / "noise_table4.png", quick)
 
 
 def readme_table(results: dict) -> str:
@@ -295,36 +297,41 @@ def readme_table(results: dict) -> str:
               f"resamples per colour). Measured: {prov['wall_seconds']:.1f} s wall ({prov['cpu_seconds']:.1f} s "
               f"CPU time) on a {prov['cpu_count']}-core CPU (1-min load average {prov['load_average_1min']:.1f}) "
               f"({prov['platform']}), torch {prov['torch']}, "
-              f"numpy {prov['numpy']}, commit {prov['commit'][:10]}{' + uncommitted changes' if prov['dirty'] else ''}."]
+              f"numpy {prov['numpy']}, commit {commit_text(prov)}."]
     return "\n".join(lines)
 
 
+def readme_blocks(out_dir: Path = RESULTS) -> dict[str, str]:
+    """The README's generated block, from noise_table.json in `out_dir` alone (misc/check_readmes.py checks it)."""
+    return {"noise-table": readme_table(json.loads((Path(out_dir) / "noise_table.json").read_text()))}
+
+
 def main(argv=None) -> None:
-    t0, c0 = time.time(), time.process_time()
+    clock = Clock()
     argv = sys.argv[1:] if argv is None else list(argv)
-    config = config_from_cli(Config, QUICK, argv, description=__doc__.split("\n\n")[1])
-    if config.num_points < 8 or config.num_trials < 2 or config.num_bootstrap < 2:
-        sys.exit("error: need num_points >= 8, num_trials >= 2 and num_bootstrap >= 2")
-    results, arrays = compute(config)
-    fig_path = plot(results, arrays, config)
+    cfg = parse_config(Config, argv, description=__doc__, quick=QUICK)
+    quick = cfg._args.quick
+    refuse_quick_into_committed(HERE, quick, out_dir=cfg.out_dir, fig_dir=cfg.fig_dir)
+    results, arrays = compute(cfg)
+    fig_path = plot(results, arrays, cfg, quick)
     script = Path(__file__).resolve()
     script = script.relative_to(REPO) if script.is_relative_to(REPO) else script
     results = {
         **results,
         "command": " ".join(["python", str(script), *argv]),
-        "config": dataclasses.asdict(config),
+        "config": {**config_dict(cfg), "quick": quick},
         # the whole command (compute + figure), excluding the Python/torch start-up
-        "provenance": {**env_info(), "wall_seconds": time.time() - t0, "cpu_seconds": time.process_time() - c0},
+        "provenance": {**measured(), **clock.seconds()},
     }
-    out_dir = Path(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "noise_table.json").write_text(json.dumps(results, indent=1) + "\n")
-    if not config.quick and out_dir == HERE / "results":
-        update_readme(readme_table(results), block="noise-table")
+    out_dir = Path(cfg.out_dir)
+    write_json(out_dir / "noise_table.json", results)
+    if not quick and out_dir.resolve() == RESULTS:
+        for name, text in readme_blocks().items():
+            update_block(README, name, text)
     for r in results["rows"]:
-        print(f"{r['noise']:>5}  L2 {r['l2_mean']:.5f} (paper {r['paper_l2']})  "
-              f"H {r['spectral_entropy_mean']:.4f} ± SE {r['spectral_entropy_mean_se']:.4f} "
-              f"(paper {r['paper_spectral_entropy']})")
+        l2_paper, h_paper = ("", "") if quick else (f" (paper {r['paper_l2']})", f" (paper {r['paper_spectral_entropy']})")
+        print(f"{r['noise']:>5}  L2 {r['l2_mean']:.5f}{l2_paper}  "
+              f"H {r['spectral_entropy_mean']:.4f} ± SE {r['spectral_entropy_mean_se']:.4f}{h_paper}")
     print("figure:", fig_path)
 
 

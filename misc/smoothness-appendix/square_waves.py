@@ -22,15 +22,9 @@ Expected: the six Fig. 6 values round to the paper's 0.00004, 0.00008, 0.00011, 
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
-import os
-import platform
-import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +32,11 @@ import torch
 
 import plot_style
 from fourier_head import smoothness
+from scaffold import Field, config_dict, parse_config, update_block, write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # misc/: misc_common
+from misc_common import (Clock, machine_text, measured, refuse_quick_into_committed, save_figure,  # noqa: E402
+                         saved_results)
 
 HERE = Path(__file__).resolve().parent
 
@@ -47,67 +46,22 @@ PAPER_FIG6 = {1: 0.00004, 2: 0.00008, 3: 0.00011, 4: 0.00014, 10: 0.00027, 20: 0
 
 @dataclass
 class Config:
-    num_points: int = field(default=2048, metadata={"help": "samples per wave = PMF length (paper: 2048)"})
-    x_start: float = field(default=21.0, metadata={"help": "first x sample (official script: 21)"})
-    x_span: float = field(default=10.0, metadata={"help": "x range sampled, [x_start, x_start + x_span]"})
-    half_period: float = field(default=4.0, metadata={"help": "L in sin(n pi x / L) (official script: 4)"})
-    panel_sines: tuple[int, ...] = field(default=(1, 2, 3, 4, 10, 20), metadata={"help": "K of the Fig. 6 panels"})
-    max_sines: int = field(default=200, metadata={"help": "Fig. 7 sweeps K = 1..max_sines"})
-    plot_from: int = field(default=61, metadata={"help": "Fig. 7 x axis starts here (paper: 61)"})
-    sensitivity_points: tuple[int, ...] = field(default=(1024, 2048, 4096),
-                                                metadata={"help": "sample rates for the sensitivity table"})
-    out_dir: str = field(default=str(HERE / "results"), metadata={"help": "where the JSON results go"})
-    fig_dir: str = field(default=str(HERE / "figures"), metadata={"help": "where the PNG figures go"})
-    quick: bool = field(default=False, metadata={"help": "smoke run: few sines, outputs under runs/quick/"})
-    plot_only: bool = field(default=False, metadata={"help": "redraw the figures from the saved JSON"})
+    num_points: int = Field(2048, "samples per wave = PMF length (paper: 2048)", low=8)
+    x_start: float = Field(21.0, "first x sample (official script: 21)")
+    x_span: float = Field(10.0, "x range sampled, [x_start, x_start + x_span]", low=0.0, low_open=True)
+    half_period: float = Field(4.0, "L in sin(n pi x / L) (official script: 4)", low=0.0, low_open=True)
+    panel_sines: tuple[int, ...] = Field((1, 2, 3, 4, 10, 20), "K of the Fig. 6 panels (up to six are drawn)", low=1)
+    max_sines: int = Field(200, "Fig. 7 sweeps K = 1..max_sines (>= the largest panel)", low=1)
+    plot_from: int = Field(61, "Fig. 7 x axis starts here (paper: 61)", low=1)
+    sensitivity_points: tuple[int, ...] = Field((1024, 2048, 4096), "sample rates for the sensitivity table", low=8)
+    out_dir: str = Field(str(HERE / "results"), "where the JSON results go")
+    fig_dir: str = Field(str(HERE / "figures"), "where the PNG figures go")
 
 
+# --quick: few sines, outputs under runs/quick/
 QUICK = {"max_sines": 30, "plot_from": 1, "sensitivity_points": (2048,),
          "out_dir": str(HERE / "runs" / "quick" / "results"), "fig_dir": str(HERE / "runs" / "quick" / "figures")}
-
-
-def config_from_cli(config_cls, quick: dict, argv=None, description: str | None = None):
-    """Dataclass fields -> CLI flags; --quick applies `quick` first, explicit flags win (misc boilerplate)."""
-    parser = argparse.ArgumentParser(description=description)
-    for f in dataclasses.fields(config_cls):
-        flag, kind = "--" + f.name.replace("_", "-"), type(f.default)
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                                help=f.metadata["help"])
-        elif kind is tuple:
-            parser.add_argument(flag, type=type(f.default[0]), nargs="+", default=argparse.SUPPRESS,
-                                help=f.metadata["help"] + f" (default {' '.join(map(str, f.default))})")
-        else:
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS,
-                                help=f.metadata["help"] + f" (default {f.default})")
-    given = vars(parser.parse_args(argv))
-    given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
-    config = config_cls()
-    if given.get("quick"):
-        config = dataclasses.replace(config, **quick)
-    return dataclasses.replace(config, **given)
-
-
-def parse_config(argv=None) -> Config:
-    config = config_from_cli(Config, QUICK, argv, description=__doc__.split("\n\n")[1])
-    if config.num_points < 8 or config.max_sines < max(config.panel_sines):
-        sys.exit(f"error: need num_points >= 8 and max_sines >= {max(config.panel_sines)} (the largest panel)")
-    return config
-
-
-def env_info() -> dict:
-    """Versions, hardware and git commit, written next to every result (misc boilerplate)."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        # uncommitted changes to this folder's code (its own outputs do not count) or to the head
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "*.py", "../../fourier_head.py"],
-                                    cwd=HERE, capture_output=True, text=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = "unknown", None
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "platform": platform.platform(), "cpu_count": os.cpu_count(), "load_average_1min": os.getloadavg()[0], "gpu": None,
-            "commit": commit, "dirty": dirty}
+README, RESULTS = HERE / "README.md", HERE / "results"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -195,7 +149,7 @@ def compute(config: Config) -> dict:
     }
 
 
-def plot(results: dict, config: Config) -> list[Path]:
+def plot(results: dict, config: Config, quick: bool = False) -> list[Path]:
     import matplotlib.pyplot as plt
 
     plot_style.use()
@@ -208,7 +162,7 @@ def plot(results: dict, config: Config) -> list[Path]:
     fig, axes = plt.subplots(3, 2, figsize=(11, 6.5), sharex=True, sharey=True)
     for ax, panel, pmf in zip(axes.flat, panels, pmfs):
         ax.plot(pmf, color=blue, lw=1.2)
-        paper = f" (paper {panel['paper']:.5f})" if panel["paper"] is not None else ""
+        paper = f" (paper {panel['paper']:.5f})" if panel["paper"] is not None and not quick else ""
         k = panel["num_sines"]
         ax.set_title(f"{k} sine{'s' if k > 1 else ''}: smoothness = {panel['smoothness']:.5f}{paper}")
     for ax in axes[-1]:
@@ -217,7 +171,7 @@ def plot(results: dict, config: Config) -> list[Path]:
         ax.set_ylabel("probability mass")
     fig.suptitle(f"Truncated square waves as densities ({config.num_points} bins)", y=1.0)
     fig.tight_layout()
-    paths = [plot_style.save(fig, fig_dir / "square_waves_fig6.png")]
+    paths = [save_figure(fig, fig_dir / "square_waves_fig6.png", quick)]
 
     # Fig. 7: smoothness against K for D = L2 and D = L1.
     sweep = results["sweep"]
@@ -237,7 +191,7 @@ def plot(results: dict, config: Config) -> list[Path]:
         ax.set_ylabel("smoothness")
     fig.suptitle("Smoothness metric on a square wave with an increasing number of sine waves", y=1.02)
     fig.tight_layout()
-    paths.append(plot_style.save(fig, fig_dir / "smoothness_l2_vs_l1_fig7.png"))
+    paths.append(save_figure(fig, fig_dir / "smoothness_l2_vs_l1_fig7.png", quick))
     return paths
 
 
@@ -252,7 +206,8 @@ def readme_table(results: dict, summary: dict) -> str:
             "|---:|---:|---:|---:|:---:|---:|---:|---:|"]
     for i, p in enumerate(results["panels"]):
         rows.append(f"| {p['num_sines']} | {p['smoothness']:.3e} | {p['rounded_5dp']:.5f} | "
-                    f"{p['paper']:.5f} | {'yes' if p['matches_paper'] else 'NO'} | "
+                    f"{'-' if p['paper'] is None else format(p['paper'], '.5f')} | "
+                    f"{'-' if p['paper'] is None else 'yes' if p['matches_paper'] else 'NO'} | "
                     f"{cell(sens, 'num_points=1024', i)} | {cell(sens, 'num_points=4096', i)} | "
                     f"{sens['no clip, no normalisation'][i]:.3f} |")
     first_drop = results["l1_decreases_at"][0] if results["l1_decreases_at"] else None
@@ -260,36 +215,33 @@ def readme_table(results: dict, summary: dict) -> str:
     rows += ["", f"L2 monotone in K = 1..{results['sweep']['num_sines'][-1]}: {results['l2_monotone']}. "
              f"L1 first decreases at K = {first_drop}; it decreases at {len(results['l1_decreases_at'])} of "
              f"{len(results['sweep']['num_sines']) - 1} steps.", "",
-             f"Measured: {prov['wall_seconds']:.1f} s wall ({prov['cpu_seconds']:.1f} s CPU time) on a "
-             f"{prov['cpu_count']}-core CPU (1-min load average {prov.get('load_average_1min', float('nan')):.1f}: the machine was shared) "
-             f"({prov['platform']}), torch {prov['torch']}, commit {prov['commit'][:10]}."]
+             f"Measured: {prov['wall_seconds']:.1f} s wall ({prov['cpu_seconds']:.1f} s CPU time) on a {machine_text(prov)}."]
     return "\n".join(rows)
 
 
-def update_readme(table: str, block: str = "results") -> None:
-    """Replace the README's generated block between <!-- {block}:start --> and <!-- {block}:end -->."""
-    readme = HERE / "README.md"
-    start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
-    text = readme.read_text()
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        readme.write_text(head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1])
+def readme_blocks(out_dir: Path = RESULTS) -> dict[str, str]:
+    """The README's generated block, from the JSON in `out_dir` alone (misc/check_readmes.py checks it)."""
+    results, summary = (json.loads((Path(out_dir) / name).read_text()) for name in ("square_waves.json", "summary.json"))
+    return {"results": readme_table(results, summary)}
 
 
 def main(argv=None) -> None:
-    t0, c0 = time.time(), time.process_time()
-    config = parse_config(argv)
-    out_dir = Path(config.out_dir)
+    clock = Clock()
+    cfg = parse_config(Config, argv, description=__doc__, quick=QUICK, extra=lambda p: p.add_argument(
+        "--plot-only", action="store_true", help="redraw the figures from the saved JSON"))
+    quick = cfg._args.quick
+    if cfg.max_sines < max(cfg.panel_sines) or cfg.plot_from > cfg.max_sines:
+        sys.exit(f"error: need max(--panel-sines) <= --max-sines and --plot-from <= --max-sines (got panels up to "
+                 f"{max(cfg.panel_sines)}, max-sines {cfg.max_sines}, plot-from {cfg.plot_from})")
+    refuse_quick_into_committed(HERE, quick, out_dir=cfg.out_dir, fig_dir=cfg.fig_dir)
+    out_dir = Path(cfg.out_dir)
     results_path = out_dir / "square_waves.json"
-    if config.plot_only:
-        if not results_path.exists():
-            sys.exit(f"error: {results_path} not found; run without --plot-only first")
-        plot(json.loads(results_path.read_text()), config)
-        return
+    if cfg._args.plot_only:
+        return print("figures:", *plot(saved_results(results_path), cfg, quick))
 
-    results = compute(config)
-    paths = plot(results, config)
-    env = env_info()
+    results = compute(cfg)
+    paths = plot(results, cfg, quick)
+    env = measured()
     summary = {
         "experiment": "smoothness-appendix",
         "paper": "App. B, Fig. 6 and Fig. 7",
@@ -299,15 +251,15 @@ def main(argv=None) -> None:
         "l2_monotone": results["l2_monotone"],
         "l1_first_decrease_at": results["l1_decreases_at"][0] if results["l1_decreases_at"] else None,
         # the whole command (compute + figures), excluding the Python/torch start-up
-        "provenance": {**env, "wall_seconds": time.time() - t0, "cpu_seconds": time.process_time() - c0},
+        "provenance": {**env, **clock.seconds()},
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1) + "\n")
-    (out_dir / "env.json").write_text(json.dumps(env, indent=1) + "\n")
-    results_path.write_text(json.dumps(results) + "\n")
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    if not config.quick and out_dir == HERE / "results":
-        update_readme(readme_table(results, summary))
+    write_json(out_dir / "config.json", {**config_dict(cfg), "quick": quick})
+    write_json(out_dir / "env.json", env)
+    write_json(results_path, results, indent=None)
+    write_json(out_dir / "summary.json", summary)
+    if not quick and out_dir.resolve() == RESULTS:
+        for name, text in readme_blocks().items():
+            update_block(README, name, text)
     for p in results["panels"]:
         print(f"K={p['num_sines']:>3}  smoothness={p['smoothness']:.6f}  paper={p['paper']}  "
               f"match={p['matches_paper']}")

@@ -21,6 +21,7 @@ import plot  # noqa: E402
 import train  # noqa: E402
 from fourier_head import smoothness  # noqa: E402
 from models import Ensemble, ModelSpec  # noqa: E402
+from scaffold import parse_config  # noqa: E402
 
 
 # ---- the stability summary ------------------------------------------------------------------------------
@@ -203,7 +204,7 @@ def test_mixture_truth_leaves_the_other_datasets_alone():
                                       toy_data.true_pmfs(name, f, 50, 0.01))
     with pytest.raises(ValueError, match="unknown mixture truth"):
         toy_data.true_pmfs("gmm", f, 50, 0.01, "average")
-    cfg = train.parse_config(["--mixture-truth", "per-component", "--datasets", "gmm"])
+    cfg = parse_config(train.Config, ["--mixture-truth", "per-component", "--datasets", "gmm"])
     assert cfg.mixture_truth == "per-component"
     d = toy_data.make_data("gmm", 3, n_samples=300, mixture="per-component")
     test = toy_data.split_indices(300)[1]

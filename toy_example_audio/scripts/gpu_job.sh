@@ -2,8 +2,9 @@
 # Issue 17's GPU runs, detached, on one GPU machine with no network (run from the repository root):
 #
 #   here, once:   bash toy_example_audio/scripts/prepare_gpu_carry.sh      # wheels + CREPE-tiny weights
-#   GPU call 1:   GIT_COMMIT=<commit> bash toy_example_audio/scripts/gpu_job.sh start   # returns in ~20 s;
-#                 the job runs detached (the copy there has no .git: GIT_COMMIT goes into every env.json)
+#   GPU call 1:   FOURIER_HEAD_COMMIT=<commit> bash toy_example_audio/scripts/gpu_job.sh start   # returns in
+#                 ~20 s; the job runs detached (the copy there has no .git: scaffold.git_commit() then reads
+#                 FOURIER_HEAD_COMMIT into every env.json)
 #   GPU call 2+:  bash toy_example_audio/scripts/gpu_job.sh wait 540       # waits <= 540 s, then bundles $OUT
 #   carry:        toy_example_audio/gpu_carry  toy_example_audio/data/features
 #
@@ -21,7 +22,7 @@
 #  the first "done ... in N s" lines of job.log). STAGES=pretrained is the arm the issue needs first.
 # Each `wait` writes at most 3 files to $OUT: job.log, status.json and runs.tar.gz (configs, metrics and
 # test PMFs of every finished run, a few MB). Untar it in toy_example_audio/ here, then
-#   python aggregate.py --update-readme --pilot runs/pilot-val && python plot.py
+#   python aggregate.py --update-readme --pilot runs/pilot-val && python plot.py && python aggregate.py --check
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 A="$ROOT/toy_example_audio"
@@ -41,7 +42,8 @@ setup() {
 job() {
   setup
   cd "$A"
-  export GIT_COMMIT=${GIT_COMMIT:-$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)-dirty}
+  # env.json's commit: git where there is a .git, else FOURIER_HEAD_COMMIT (scaffold.git_commit)
+  export FOURIER_HEAD_COMMIT=${FOURIER_HEAD_COMMIT:-unknown}
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0))"
   python3 data.py --renderer sf2 --record "$STATE/dataset.json" || exit 1
   python3 - "$STATE/dataset.json" <<'EOF' || exit 1

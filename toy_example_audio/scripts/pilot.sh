@@ -5,11 +5,14 @@
 # lr 1e-3 / 100 epochs; scripts/gpu_job.sh re-runs it with EXTRA="--val-fraction 0.15" (validation
 # scores) and the two Fourier variants below, and `aggregate.py --pilot runs/pilot-val` writes
 # results/pilot.json with provenance.
+# Interpreter: the repository's .venv if present, else $PYTHON, else python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$(cd .. && pwd)
+if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY=${PYTHON:-python3}; fi
 OUT=${1:-runs/pilot}
 common="--renderer sf2 --seed 0 --eval-every 20 ${EXTRA:-}"
-run() { name=$1; shift; timeout "${PILOT_TIMEOUT:-0}" ${PYTHON:-python} train.py $common --out-dir "$OUT/$name" "$@" > "$OUT/$name.log" 2>&1 & }
+run() { name=$1; shift; timeout "${PILOT_TIMEOUT:-0}" "$PY" train.py $common --out-dir "$OUT/$name" "$@" > "$OUT/$name.log" 2>&1 & }
 mkdir -p "$OUT"
 run base-linear   --head linear
 run base-f1       --head fourier --num-frequencies 1

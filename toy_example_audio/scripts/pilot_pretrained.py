@@ -16,11 +16,10 @@ accuracy / macro F1 / MSE (BPM^2) / NLL / ECE. The embedding cache (data/, not c
                                                                            # on 2 busy CPU cores
 """
 
-import argparse
 import json
-import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,23 @@ import crepe_encoder  # noqa: E402
 import data  # noqa: E402
 import metrics  # noqa: E402
 import pretrained  # noqa: E402
+from scaffold import Field, parse_config, provenance, write_json  # noqa: E402
+
+INPUTS = ("crepe+rms", "crepe", "rms")
+
+
+@dataclass
+class Config:
+    clips: int = Field(480, "clips drawn from the standard split's train side", low=8, high=2817)
+    hop: int = Field(20, "frame hop in ms", low=1, high=1000)
+    epochs: int = Field(40, "training epochs", low=1)
+    seeds: tuple = Field((0,), "seeds of the temporal model", low=0)
+    width: int = Field(32, "temporal model width (pretrained.py: 128)", low=1)
+    batch_size: int = Field(16, "batch size", low=1)
+    lr: float = Field(1e-3, "AdamW learning rate", low=0.0, low_open=True)
+    inputs: tuple = Field(INPUTS, "which inputs to train on", choices=INPUTS)
+    cache: str = Field(str(HERE / "data" / "pilot_pretrained_cache.npz"), "embedding cache (not committed)")
+    out: str = Field(str(HERE / "results" / "pilot_pretrained.json"), "where the pilot's table is written")
 
 
 def embed_subset(clips: np.ndarray, hop: int, batch_frames: int = 2048) -> tuple[np.ndarray, np.ndarray]:
@@ -50,18 +66,8 @@ def embed_subset(clips: np.ndarray, hop: int, batch_frames: int = 2048) -> tuple
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--clips", type=int, default=480)
-    ap.add_argument("--hop", type=int, default=20, help="frame hop in ms")
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--seeds", default="0")
-    ap.add_argument("--width", type=int, default=32, help="temporal model width (pretrained.py: 128)")
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--inputs", default="crepe+rms,crepe,rms", help="which inputs to train on")
-    ap.add_argument("--cache", type=Path, default=HERE / "data" / "pilot_pretrained_cache.npz")
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "pilot_pretrained.json")
-    args = ap.parse_args(argv)
+    args = parse_config(Config, argv, description=__doc__)
+    cache = Path(args.cache)
     torch.set_num_threads(2)
     start = time.time()
     p = data.DatasetParams()
@@ -70,13 +76,13 @@ def main(argv=None) -> None:
     train_idx, _ = data.split_indices(meta["bpm"], "standard", 42)    # the test side is never touched
     rng = np.random.default_rng(0)
     pick = np.sort(rng.choice(train_idx, size=args.clips, replace=False))
-    if args.cache.exists() and np.array_equal(np.load(args.cache)["index"], pick):
-        z = np.load(args.cache)
+    if cache.exists() and np.array_equal(np.load(cache)["index"], pick):
+        z = np.load(cache)
         emb, rms = z["emb"], z["rms"]
     else:
         emb, rms = embed_subset(audio[pick], args.hop * p.sample_rate // 1000)
-        args.cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(args.cache, index=pick, emb=emb, rms=rms)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, index=pick, emb=emb, rms=rms)
     embed_seconds = time.time() - start
     y = data.bucket(meta["bpm"][pick], 5)
     centers = data.bucket_centers(5)
@@ -85,9 +91,9 @@ def main(argv=None) -> None:
     inputs = {"crepe+rms": np.concatenate([emb.astype(np.float32), rms_n[..., None]], -1),
               "crepe": emb.astype(np.float32), "rms": rms_n[..., None].astype(np.float32)}
     rows = []
-    for name, x in ((k, inputs[k]) for k in args.inputs.split(",")):
+    for name, x in ((k, inputs[k]) for k in args.inputs):
         x = torch.from_numpy(x)
-        for seed in [int(s) for s in args.seeds.split(",")]:
+        for seed in args.seeds:
             torch.manual_seed(seed)
             model = pretrained.TemporalModel(x.shape[-1], 33, "linear", 0, 1e-6, width=args.width)
             opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
@@ -113,13 +119,10 @@ def main(argv=None) -> None:
            "clips": args.clips, "pilot_train": len(tr), "pilot_val": len(va), "hop_ms": args.hop,
            "epochs": args.epochs, "width": args.width, "batch_size": args.batch_size, "lr": args.lr,
            "head": "linear", "rows": rows,
-           "provenance": {"crepe_weights": crepe_encoder.CrepeEncoder("tiny").weights_file,
-                          "torch": torch.__version__, "python": platform.python_version(),
-                          "device": "cpu", "threads": torch.get_num_threads(),
-                          "embed_seconds": round(embed_seconds, 1),
-                          "total_seconds": round(time.time() - start, 1),
-                          "command": "python scripts/pilot_pretrained.py " + " ".join(argv or sys.argv[1:])}}
-    args.out.write_text(json.dumps(out, indent=2))
+           "provenance": provenance("cpu", crepe_weights=crepe_encoder.CrepeEncoder("tiny").weights_file,
+                                    threads=torch.get_num_threads(), embed_seconds=round(embed_seconds, 1),
+                                    total_seconds=round(time.time() - start, 1))}
+    write_json(args.out, out, indent=2)
     print(json.dumps(out["rows"]))
 
 

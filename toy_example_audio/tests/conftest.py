@@ -34,3 +34,19 @@ def audio():
 @pytest.fixture(scope="session")
 def folder() -> Path:
     return FOLDER
+
+
+@pytest.fixture
+def refusal(capsys):
+    """refusal(fn, argv) -> the one line `fn(argv)` stops with (SystemExit, non-zero status, no traceback)."""
+    def call(fn, argv) -> str:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as stop:
+            fn(argv)
+        code = stop.value.code
+        message = code if isinstance(code, str) else capsys.readouterr().err  # argparse prints, then exits 2
+        assert code not in (0, None), message
+        lines = message.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), message
+        return lines[0]
+    return call

@@ -88,3 +88,59 @@ def test_committed_runs_csv_regenerates_the_existing_settings(audio, folder, tmp
             assert summary["selection"]["validation"] is False
             assert all(r["ece"]["mean"] is None for r in summary["rows"])
             assert all(r["nll"]["mean"] is not None for r in summary["rows"])
+
+
+def test_check_passes_on_the_committed_readme(folder):
+    """`aggregate.py --check` (CI): the committed README block and table.md are what results/ gives."""
+    import subprocess
+    import sys
+
+    before = {p: p.stat().st_mtime_ns for p in [folder / "README.md", *(folder / "results").iterdir()]}
+    result = subprocess.run([sys.executable, str(folder / "aggregate.py"), "--check"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # wrote nothing
+
+
+def test_check_names_the_stale_block(audio, folder, tmp_path, monkeypatch, capsys):
+    agg = audio.aggregate
+    (tmp_path / "results").mkdir()
+    for p in (folder / "results").iterdir():
+        (tmp_path / "results" / p.name).write_bytes(p.read_bytes())
+    readme = tmp_path / "README.md"
+    readme.write_text((folder / "README.md").read_text())
+    monkeypatch.setattr(agg, "README", readme)
+    monkeypatch.setattr(agg, "RESULTS", tmp_path / "results")
+    assert agg.check_committed() == 0
+    text = readme.read_text()
+    readme.write_text(text.replace("| 0.727 ± 0.021 |", "| 0.728 ± 0.021 |", 1))  # one hand-edited number
+    capsys.readouterr()
+    assert agg.check_committed() == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error:") and "README.md block 'results'" in err
+    assert "table.md" not in err and readme.read_text() != text  # names only what is stale; writes nothing
+    readme.write_text(text)
+    summary = tmp_path / "results" / "summary_odds_evens-bin5.json"  # a result changed, README not regenerated
+    s = json.loads(summary.read_text())
+    s["rows"][0]["f1"]["mean"] += 0.01
+    summary.write_text(json.dumps(s))
+    assert agg.check_committed() == 1
+    err = capsys.readouterr().err
+    assert "README.md block 'results'" in err and "results/table.md" in err
+
+
+def test_quick_tables_have_no_paper_column_or_relative_change(audio, tmp_path, refusal):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    for seed in range(2):
+        fake_run(runs, "odds_evens-bin5", "linear", 0, seed, 3, 0.01, 0.01 + seed / 100, with_val=False)
+        fake_run(runs, "odds_evens-bin5", "fourier", 1, seed, 3, 0.05, 0.05 + seed / 50, with_val=False)
+    for cfg in runs.rglob("config.json"):
+        cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "quick": True}))
+    assert "quick" in refusal(audio.aggregate.main, ["--runs", str(runs)])  # never into the committed results/
+    audio.aggregate.main(["--runs", str(runs), "--results", str(results)])
+    table = (results / "table.md").read_text()
+    assert table.startswith("**Quick run**") and "| paper" not in table and "118" not in table
+    assert "%" not in table and "relative" not in table
+    assert json.loads((results / "summary_odds_evens-bin5.json").read_text())["quick"] is True
+    assert "--update-readme" in refusal(audio.aggregate.main, ["--runs", str(runs), "--results", str(results),
+                                                               "--update-readme"])

@@ -176,6 +176,18 @@ def test_log_mel_onsets(audio):
     assert feats.min(axis=(1, 2)).tolist() == pytest.approx((feats.max(axis=(1, 2)) - f.top_db).tolist(), abs=0.1)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("librosa") is None, reason="librosa not installed")
+def test_mel_filterbank_matches_librosa(audio):
+    """The hand-written filterbank is librosa's HTK-scale, Slaney-normalised one (to float32 rounding)."""
+    import librosa
+
+    ours = audio.data.mel_filterbank(16000, 512, 32, 20.0, 8000.0).numpy()
+    ref = librosa.filters.mel(sr=16000, n_fft=512, n_mels=32, fmin=20.0, fmax=8000.0, htk=True, norm="slaney",
+                              dtype=np.float64)
+    assert ours.shape == ref.shape == (32, 257)
+    assert np.allclose(ours, ref, rtol=1e-6, atol=1e-9)
+
+
 def test_features_cached(audio, tmp_path):
     d = audio.data
     p = d.DatasetParams(**TINY)

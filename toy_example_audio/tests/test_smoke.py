@@ -27,9 +27,19 @@ def test_quick_chain(folder, tmp_path):
     assert history[-1]["train/reg"] > 0  # the Fourier regulariser was part of the loss
 
     assert "0 to go" in run(folder, "sweep.py", *common, *grid, cwd=tmp_path)  # resumes: nothing left
+    # the same run folder with other settings: one line naming the field, nothing trained or overwritten
+    rerun = subprocess.run([sys.executable, str(folder / "train.py"), *common, "--head", "fourier", "--num-frequencies",
+                            "2", "--epochs", "2", "--lr", "0.002"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=300)
+    err = rerun.stderr.strip()
+    assert rerun.returncode != 0 and len(err.splitlines()) == 1 and err.startswith("error:"), err
+    assert "lr: 0.0005 -> 0.002" in err and "--force" in err and "Traceback" not in err
+    assert json.loads((run_dir / "config.json").read_text())["lr"] == 0.0005
 
     run(folder, "aggregate.py", "--runs", str(runs), "--results", str(results), cwd=tmp_path)
     summary = json.loads((results / "summary_standard-bin5.json").read_text())
+    assert summary["quick"] is True and json.loads((results / "example_pmfs.json").read_text())["quick"] is True
+    assert "| paper" not in (results / "table.md").read_text() and "%" not in (results / "table.md").read_text()
     assert {(r["head"], r["num_frequencies"], r["n_seeds"]) for r in summary["rows"]} == {("linear", 0, 1), ("fourier", 2, 1)}
     for row in summary["rows"]:
         for m in ("accuracy", "f1", "mse_bpm", "nll", "ece", "smoothness"):
