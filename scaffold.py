@@ -223,6 +223,22 @@ def pick_device(name: str = "auto"):
     return device
 
 
+def setup_distributed(device: str = "auto"):
+    """(rank, world size, device). Under torchrun (WORLD_SIZE > 1) the process group is initialised (nccl on
+    GPUs, gloo otherwise) and each rank takes its LOCAL_RANK GPU; else one process on pick_device(device)."""
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, pick_device(device)
+    cuda = torch.cuda.is_available()
+    dist.init_process_group("nccl" if cuda else "gloo")
+    dev = torch.device(f"cuda:{int(os.environ['LOCAL_RANK'])}" if cuda else "cpu")
+    if cuda:
+        torch.cuda.set_device(dev)
+    return dist.get_rank(), dist.get_world_size(), dev
+
+
 def git_commit() -> str:
     """The repository's commit (git first; FOURIER_HEAD_COMMIT where there is no .git, e.g. a GPU machine)."""
     try:

@@ -1,6 +1,16 @@
 """Collect evaluated runs into committed results: runs/<set>/ -> results/summary.json and results/table.md.
 
     python aggregate.py [--runs runs/h100] [--results results] [--update-readme]
+    python aggregate.py --runs runs/slice --results results/pilot     # the issue-21 pilot (no README block)
+    python aggregate.py --quick                     # runs/quick -> runs/quick/results (never results/)
+    python aggregate.py --check                     # CI: committed results and README blocks agree; writes nothing
+
+--update-readme also rewrites the README's generated blocks (`<!-- tsf-table:start -->` ... `<!-- tsf-table:end -->`,
+tsf-throughput, tsf-ddp) from the new results/summary.json. --check regenerates those blocks and
+results/table.md (and results/pilot/table.md) from the committed summaries, and the summaries' rows from
+the committed run files (results/run_files/, results/pilot/run_files/), writes nothing, and exits 1 with
+one line per stale item. Quick runs (config.json "quick") never reach results/: their table has no paper
+columns.
 
 summary.json: {"rows": [...], "throughput": [...], "ddp": {...}, "seasonal_naive": {...}, "paper": {...}}.
 Each row is one (model size, head, num_frequencies, gamma, binning) run with mase / wql (aggregate
@@ -10,15 +20,19 @@ per_dataset (dataset -> mase, wql, relative_mase, relative_wql, smoothness) and 
 torch, commit, wall_seconds = training + evaluation).
 """
 
-import argparse
 import json
-import re
 import shutil
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from scaffold import Field, parse_config, update_block, write_json
+
 HERE = Path(__file__).resolve().parent
+RESULTS, README = HERE / "results", HERE / "README.md"
+COMMITTED = (RESULTS, RESULTS / "pilot")  # each: summary.json, table.md, run_files/ (results/pilot: no README block)
 PMF_DATASET = "aus_retail"  # the forecast whose PMFs results/pmf_examples.npz keeps (first series, all steps)
 KEEP = ("config.json", "env.json", "train.json", "metrics.json", "log.jsonl", "curve.jsonl")  # copied to results/run_files/<run>/
 PAPER = {  # v1 Table 3 (MASE, WQL, smoothness mean, smoothness std)
@@ -59,16 +73,16 @@ def collect(runs: Path):
             run=run.name, size=cfg["size"], head=cfg["head"],
             num_frequencies=cfg["num_frequencies"] if cfg["head"] == "fourier" else None,
             gamma=cfg["gamma"] if cfg["head"] == "fourier" else None, binning=cfg["binning"],
-            mase=met["mase"], wql=met["wql"], smoothness=met["smoothness"], smoothness_std=met["smoothness_std"],
+            mase=met["mase"], wql=met["wql"], smoothness=met.get("smoothness"), smoothness_std=met.get("smoothness_std"),
             steps=met["step"], planned_steps=cfg["steps"], finished=bool(train),
             tokens_seen=met["step"] * tokens_per_step, batch_size=cfg["batch_size"],
             context_length=cfg["context_length"], prediction_length=cfg["prediction_length"], seed=cfg["seed"],
             parameters=train.get("parameters"), tokens_per_second_concurrent=train.get("tokens_per_second"),
             final_train_loss=train.get("final_loss"), num_datasets=met["num_datasets"], num_samples=met["num_samples"],
             per_dataset={k: dict(mase=v["mase"], wql=v["wql"], relative_mase=v["relative_mase"],
-                                 relative_wql=v["relative_wql"], smoothness=v["smoothness_mean"])
+                                 relative_wql=v["relative_wql"], smoothness=v.get("smoothness_mean"))
                          for k, v in met["per_dataset"].items()},
-            provenance=dict(gpu=env["gpu"], torch=env["torch"], transformers=env.get("transformers"),
+            provenance=dict(gpu=env.get("gpu") or "cpu", torch=env["torch"], transformers=env.get("transformers"),
                             commit=env["commit"], world_size=env.get("world_size", 1),
                             train_wall_seconds=train.get("wall_seconds"), eval_seconds=met["eval_seconds"],
                             wall_seconds=(train.get("wall_seconds") or 0) + met["eval_seconds"]))
@@ -80,6 +94,8 @@ def collect(runs: Path):
         row["heldout_ce"] = {str(r["step"]): r["heldout_ce"] for r in log if "heldout_ce" in r}
         row["data"] = {k: cfg.get(k) for k in ("p_kernel_synth", "kernel_synth_series", "tsmixup_series", "data_seed")}
         row["label"] = label(row)
+        if cfg.get("quick"):
+            row["quick"] = True  # (absent otherwise: the committed rows predate the flag)
         rows.append(row)
     order = {"Linear": 0}
     rows.sort(key=lambda r: (order.get(r["label"], 1), -(r["num_frequencies"] or 0), r["label"]))
@@ -112,14 +128,29 @@ def ddp_summary(runs: Path):
     return out
 
 
-def table(rows, naive) -> str:
-    lines = ["| model | MASE (ours) | WQL (ours) | smoothness (ours) | steps | MASE (paper) | WQL (paper) | smoothness (paper) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        p = PAPER.get(r["label"])
-        paper = f"{p[0]:.3f} | {p[1]:.3f} | {p[2]:.4f} ± {p[3]:.4f}" if p else "– | – | –"
-        lines.append(f"| {r['label']} ({r['size']}) | {r['mase']:.3f} | {r['wql']:.3f} | "
-                     f"{r['smoothness']:.4f} ± {r['smoothness_std']:.4f} | {r['steps']} | {paper} |")
+def smooth(r, spread: bool = True) -> str:
+    """Smoothness (mean over datasets) ± the spread over forecasts; a quick run's tiny sample gets no spread."""
+    if r["smoothness"] is None:
+        return "–"
+    return f"{r['smoothness']:.4f}" + (f" ± {r['smoothness_std']:.4f}" if spread and r["smoothness_std"] else "")
+
+
+def table(rows, naive, quick: bool = False) -> str:
+    """The results table (ours next to the paper's Table 3), then relative scores per dataset. A quick run's
+    table has no paper columns: its tiny CPU models are not what the paper measured."""
+    if quick:
+        lines = ["**Quick run**: tiny CPU models that check the chain; these numbers are not results.", "",
+                 "| model | MASE | WQL | smoothness | steps |", "|---|---|---|---|---|"]
+        lines += [f"| {r['label']} ({r['size']}) | {r['mase']:.3f} | {r['wql']:.3f} | {smooth(r, spread=False)} | {r['steps']} |"
+                  for r in rows]
+    else:
+        lines = ["| model | MASE (ours) | WQL (ours) | smoothness (ours) | steps | MASE (paper) | WQL (paper) | smoothness (paper) |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            p = PAPER.get(r["label"])
+            paper = f"{p[0]:.3f} | {p[1]:.3f} | {p[2]:.4f} ± {p[3]:.4f}" if p else "– | – | –"
+            lines.append(f"| {r['label']} ({r['size']}) | {r['mase']:.3f} | {r['wql']:.3f} | "
+                         f"{smooth(r)} | {r['steps']} | {paper} |")
     if rows:
         names = list(rows[0]["per_dataset"])
         lines += ["", "Per dataset (relative MASE / relative WQL; seasonal naive = 1):", "",
@@ -158,21 +189,76 @@ def ddp_table(ddp) -> str:
     return text
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", default=str(HERE / "runs" / "h100"))
-    p.add_argument("--results", default=str(HERE / "results"))
-    p.add_argument("--update-readme", action="store_true")
-    args = p.parse_args()
-    runs, results = Path(args.runs), Path(args.results)
+def table_md(summary: dict) -> str:
+    """results/table.md: the results table and the throughput table."""
+    text = table(summary["rows"], summary["seasonal_naive"], quick=summary.get("quick", False))
+    tp = throughput_table(summary["throughput"])
+    return text + ("\nTraining throughput (each head alone, same model):\n\n" + tp if tp else "")
+
+
+def readme_blocks(summary: dict) -> dict:
+    """The README's generated blocks, by marker name."""
+    return {"tsf-table": table(summary["rows"], summary["seasonal_naive"]),
+            "tsf-throughput": throughput_table(summary["throughput"]),
+            "tsf-ddp": ddp_table(summary["ddp"])}
+
+
+def check_committed() -> int:
+    """CI: every generated block and table of the committed results equals what the committed files give."""
+    stale = []
+    for results in COMMITTED:
+        summary = json.loads((results / "summary.json").read_text())
+        rel = results.relative_to(HERE)
+        rows = {r["run"]: r for r in collect(results / "run_files")}
+        for r in summary["rows"]:  # the committed rows' fields (older summaries have fewer) from the run files
+            new = rows.get(r["run"], {})
+            if any(new.get(k) != v for k, v in r.items()):
+                stale.append(f"{rel}/summary.json row {r['run']} differs from {rel}/run_files/{r['run']}/")
+        if (results / "table.md").read_text() != table_md(summary):
+            stale.append(f"{rel}/table.md differs from {rel}/summary.json")
+        if results == RESULTS:
+            for name, text in readme_blocks(summary).items():
+                if update_block(README, name, text, check=True):
+                    stale.append(f"README.md block {name} differs from results/summary.json")
+    for line in stale:
+        print(f"stale: {line}; run `python aggregate.py --update-readme` on the runs that made it", file=sys.stderr)
+    return 1 if stale else 0
+
+
+@dataclass
+class Config:
+    runs: str = Field(str(HERE / "runs" / "h100"), "folder of evaluated run directories")
+    results: str = Field(str(RESULTS), "results folder (committed: results/, results/pilot/)")
+    update_readme: bool = Field(False, "rewrite the README's generated blocks (only with the committed results/)")
+
+
+QUICK = dict(runs=str(HERE / "runs" / "quick"), results=str(HERE / "runs" / "quick" / "results"))
+
+
+def main(argv=None):
+    cfg = parse_config(Config, argv, description=__doc__, quick=QUICK, extra=lambda p: p.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when a committed table or README block is stale"))
+    if cfg._args.check:
+        sys.exit(check_committed())
+    runs, results = Path(cfg.runs), Path(cfg.results)
+    committed = results.resolve() in [r.resolve() for r in COMMITTED]
+    if not runs.is_dir():
+        sys.exit(f"error: --runs {runs}: no such folder")
     rows = collect(runs)
     if not rows:
-        raise SystemExit(f"error: no evaluated runs (*/metrics.json) under {runs}")
+        sys.exit(f"error: no evaluated runs (*/metrics.json) under {runs}")
+    quick = any(r.get("quick") for r in rows)
+    if quick and committed:
+        sys.exit("error: quick runs never go into the committed results; use --quick (writes runs/quick/results)")
+    if cfg.update_readme and (quick or results.resolve() != RESULTS.resolve()):
+        sys.exit(f"error: --update-readme only with the committed results/ (got --results {results})")
     met = json.loads((runs / rows[0]["run"] / "metrics.json").read_text())
     naive = {k: dict(mase=v["naive_mase"], wql=v["naive_wql"]) for k, v in met["per_dataset"].items()}
     bench = read_bench(runs / "bench.jsonl")
     summary = dict(rows=rows, throughput=bench, ddp=ddp_summary(runs), seasonal_naive=naive,
                    paper={k: dict(mase=v[0], wql=v[1], smoothness=v[2], smoothness_std=v[3]) for k, v in PAPER.items()})
+    if quick:
+        summary = dict(quick=True, **{k: v for k, v in summary.items() if k != "paper"})
     results.mkdir(parents=True, exist_ok=True)
     pmfs = {}
     for r in rows:
@@ -186,18 +272,12 @@ def main():
                 shutil.copy(runs / r["run"] / name, results / "run_files" / r["run"] / name)
     if pmfs:
         np.savez_compressed(results / "pmf_examples.npz", **pmfs)
-    (results / "summary.json").write_text(json.dumps(summary, indent=1))
-    text = table(rows, naive)
-    tp = throughput_table(bench)
-    (results / "table.md").write_text(text + ("\nTraining throughput (each head alone, same model):\n\n" + tp if tp else ""))
-    print(text + tp)
-    if args.update_readme:
-        readme = HERE / "README.md"
-        body = readme.read_text()
-        for tag, content in (("TABLE", text), ("THROUGHPUT", tp), ("DDP", ddp_table(summary["ddp"]))):
-            body = re.sub(rf"(<!-- {tag} START -->\n).*?(<!-- {tag} END -->)", lambda m: m.group(1) + content + m.group(2),
-                          body, flags=re.S)
-        readme.write_text(body)
+    write_json(results / "summary.json", summary)
+    (results / "table.md").write_text(table_md(summary))
+    print(table_md(summary))
+    if cfg.update_readme:
+        for name, text in readme_blocks(summary).items():
+            update_block(README, name, text)
 
 
 if __name__ == "__main__":

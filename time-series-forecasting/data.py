@@ -13,20 +13,23 @@ real series; our pool is benchmark/training_pool.npz (prepare_pool.py), disjoint
     python data.py --num-series 200000 --device cuda   # -> data/kernelsynth-n200000-L1024-s0-bank33/ (shards)
 """
 
-import argparse
 import json
 import math
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from scaffold import Field, parse_config, pick_device
+
 HERE = Path(__file__).resolve().parent
 BENCHMARK = HERE / "benchmark" / "benchmark.npz"
 POOL = HERE / "benchmark" / "training_pool.npz"   # prepare_pool.py
+MIN_MIXUP_LENGTH = 128  # observed values of every TSMixup series, at least
 
 # ---- KernelSynth -----------------------------------------------------------------------------------
 # Periods in time steps, exactly Chronos' KERNEL_BANK (scripts/kernel-synth.py): hourly (24, 48, 96 and the
@@ -144,6 +147,12 @@ def load_benchmark(path=BENCHMARK, datasets=None):
     return out, pool
 
 
+def benchmark_names(path=BENCHMARK) -> list[str]:
+    """The benchmark's dataset names (from the file's metadata only)."""
+    with np.load(path, allow_pickle=False) as z:
+        return list(json.loads(str(z["meta"]))["datasets"])
+
+
 def load_pool(path=POOL):
     """The TSMixup pool of prepare_pool.py: (list of float64 arrays, dict of per-series arrays names/items/freqs,
     meta). Falls back to the 96-series pool inside benchmark.npz where the pool file is absent."""
@@ -164,7 +173,7 @@ def item_weights(items) -> np.ndarray:
     return 1 / np.sqrt(counts[inverse])
 
 
-def tsmixup(pool: list, num_series: int, length: int = 1024, min_length: int = 128, max_k: int = 3,
+def tsmixup(pool: list, num_series: int, length: int = 1024, min_length: int = MIN_MIXUP_LENGTH, max_k: int = 3,
             alpha: float = 1.5, seed: int = 0, weights=None) -> np.ndarray:
     """(num_series, length) float32, left-padded with NaN: mixtures of 1..max_k mean-scaled windows of pool
     series of >= min_length values, each drawn with probability proportional to `weights` (default equal)."""
@@ -220,19 +229,22 @@ class WindowSampler:
         return out[:, :self.C], out[:, self.C:]
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--num-series", type=int, default=20000)
-    p.add_argument("--length", type=int, default=1024)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default="", help="default: data/kernelsynth-n<N>-L<length>-s<seed>-bank33")
-    args = p.parse_args()
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    out = Path(args.out) if args.out else kernel_synth_dir(args.num_series, args.length, args.seed)
-    series = kernel_synth_cached(out, args.num_series, args.length, seed=args.seed, device=device,
-                                 batch_size=args.batch_size)
+@dataclass
+class Config:
+    num_series: int = Field(20000, "KernelSynth series to generate", low=1)
+    length: int = Field(1024, "values per series", low=2)
+    seed: int = Field(0, "seed of the set", low=0)
+    batch_size: int = Field(256, "series per batched Cholesky (the set depends on it)", low=1)
+    device: str = Field("auto", "auto | cpu | cuda | cuda:N")
+    out: str = Field("", "folder (default: data/kernelsynth-n<N>-L<length>-s<seed>-bank33)")
+
+
+def main(argv=None):
+    cfg = parse_config(Config, argv, description=__doc__)
+    device = pick_device(cfg.device)
+    out = Path(cfg.out) if cfg.out else kernel_synth_dir(cfg.num_series, cfg.length, cfg.seed)
+    series = kernel_synth_cached(out, cfg.num_series, cfg.length, seed=cfg.seed, device=device,
+                                 batch_size=cfg.batch_size)
     print(f"{len(series)} KernelSynth series in {out}")
 
 

@@ -9,15 +9,18 @@ median scored with metrics.py; the seasonal-naive baseline is scored the same wa
 aggregate is the geometric mean over datasets of model / seasonal naive. Smoothness: the first 64
 items of each dataset, one sample path, the PMF of every forecast step (fourier_head.smoothness).
 
-Writes into the run directory metrics.json, forecasts.npz (quantile forecasts per dataset) and
-pmf_examples.npz (one forecast's PMFs per dataset, for plot.py). Runs whose metrics.json exists are
-skipped unless --force.
+Writes into the run directory metrics.json (with the evaluation settings), forecasts.npz (quantile
+forecasts per dataset) and pmf_examples.npz (one forecast's PMFs per dataset, for plot.py). A run
+evaluated with the same settings at its checkpoint's step is skipped; one evaluated with other settings
+stops the program with the differing fields named (--force re-evaluates); one whose checkpoint moved on
+since is evaluated again. A named folder that is missing or has no checkpoint.pt is an error.
 """
 
-import argparse
 import json
 import os
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +33,29 @@ import data as tsdata
 from fourier_head import smoothness
 from metrics import QUANTILES, geometric_mean, mase, naive_scores, wql
 from model import ModelConfig, build_model
+from scaffold import Field, config_differences, parse_config, pick_device, write_json
 from tokenizer import Tokenizer
 
+CHECKPOINT_KEYS = ("model", "model_config", "binning", "step")
 
-def load_run(run_dir: Path, device):
-    ckpt = torch.load(Path(run_dir) / "checkpoint.pt", map_location=device, weights_only=False)
+
+def load_checkpoint(path, device):
+    """A train.py checkpoint file -> (model in eval mode, tokenizer, checkpoint dict). ValueError with the
+    cause when the file is not one."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=False)
+    except Exception as e:  # torch's messages run over many lines; the first says what it is
+        raise ValueError(f"cannot read {path} as a torch checkpoint ({str(e).splitlines()[0] or type(e).__name__})")
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise ValueError(f"{path} is not a train.py checkpoint (no {', '.join(missing)})")
     model = build_model(ModelConfig(**ckpt["model_config"])).to(device)
     model.load_state_dict(ckpt["model"])
     return model.eval(), Tokenizer(ckpt["binning"]), ckpt
+
+
+def load_run(run_dir: Path, device):
+    return load_checkpoint(Path(run_dir) / "checkpoint.pt", device)
 
 
 def left_pad(arrays, length: int) -> torch.Tensor:
@@ -115,41 +133,73 @@ def evaluate_run(run_dir: Path, datasets=None, num_samples=20, smoothness_items=
     cfg = json.loads((Path(run_dir) / "config.json").read_text())
     res, forecasts, examples = evaluate_model(model, tokenizer, cfg["context_length"], datasets, num_samples,
                                               smoothness_items, seed, device, batch_items, benchmark)
+    settings = dict(datasets=sorted(res["per_dataset"]), num_samples=num_samples, smoothness_items=smoothness_items,
+                    seed=seed)
     result = dict(run=Path(run_dir).name, **{k: v for k, v in res.items() if k != "per_dataset"},
-                  step=ckpt["step"], per_dataset=res["per_dataset"])
+                  step=ckpt["step"], settings=settings, per_dataset=res["per_dataset"])
     np.savez_compressed(Path(run_dir) / "forecasts.npz", **forecasts)
     np.savez_compressed(Path(run_dir) / "pmf_examples.npz", **examples)
-    (Path(run_dir) / "metrics.json").write_text(json.dumps(result, indent=1))
+    write_json(Path(run_dir) / "metrics.json", result)  # last: its presence marks the run evaluated
     return result
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", help="run directories (with checkpoint.pt)")
-    p.add_argument("--datasets", nargs="+", default=None)
-    p.add_argument("--num-samples", type=int, default=20)
-    p.add_argument("--smoothness-items", type=int, default=64)
-    p.add_argument("--batch-items", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--force", action="store_true")
-    args = p.parse_args()
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
-    if args.datasets:
-        known = json.loads(str(np.load(tsdata.BENCHMARK)["meta"]))["datasets"]
-        bad = [d for d in args.datasets if d not in known]
-        if bad:
-            p.error(f"unknown dataset(s) {', '.join(bad)}; choose from {', '.join(known)}")
-    for run in args.runs:
-        run = Path(run)
+@dataclass
+class Config:
+    datasets: tuple = Field((), "benchmark datasets (default: all)", choices=tuple(tsdata.benchmark_names()))
+    num_samples: int = Field(20, "sample paths per forecast", low=1)
+    smoothness_items: int = Field(64, "series per dataset whose PMFs are scored for smoothness (0: skip)", low=0)
+    batch_items: int = Field(64, "series per sampling batch", low=1)
+    seed: int = Field(0, "sampling seed", low=0)
+    device: str = Field("auto", "auto | cpu | cuda | cuda:N")
+
+
+def saved_settings(metrics: dict) -> dict:
+    """The settings an existing metrics.json was made with (older files: what they record)."""
+    return metrics.get("settings") or dict(datasets=sorted(metrics["per_dataset"]), num_samples=metrics["num_samples"],
+                                           seed=metrics["seed"])
+
+
+def checkpoint_step(run: Path) -> int:
+    return torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False, mmap=True)["step"]
+
+
+def main(argv=None):
+    cfg = parse_config(Config, argv, description=__doc__, extra=lambda p: (
+        p.add_argument("runs", nargs="+", help="run directories (with checkpoint.pt)"),
+        p.add_argument("--force", action="store_true", help="evaluate again, whatever metrics.json holds")))
+
+    def fail(message: str):
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+    device = pick_device(cfg.device)
+    runs = [Path(r) for r in cfg._args.runs]
+    for run in runs:
+        if not run.is_dir():
+            fail(f"{run}: no such run directory")
         if not (run / "checkpoint.pt").exists():
-            print(f"skipping {run}: no checkpoint.pt")
-            continue
-        if (run / "metrics.json").exists() and not args.force:
-            print(f"skipping {run}: metrics.json exists")
-            continue
-        r = evaluate_run(run, args.datasets, args.num_samples, args.smoothness_items, args.seed, device, args.batch_items)
-        print(f"{r['run']}: MASE {r['mase']:.4f}  WQL {r['wql']:.4f}  smoothness {r['smoothness']:.4f}  "
+            fail(f"{run}: no checkpoint.pt (not a train.py run directory, or its training has not saved one yet)")
+    datasets = sorted(cfg.datasets or tsdata.benchmark_names())
+    wanted = dict(datasets=datasets, num_samples=cfg.num_samples, smoothness_items=cfg.smoothness_items, seed=cfg.seed)
+    todo = []
+    for run in runs:
+        if (run / "metrics.json").exists() and not cfg._args.force:
+            met = json.loads((run / "metrics.json").read_text())
+            saved = saved_settings(met)
+            diff = config_differences(saved, wanted, ignore=set(wanted) - set(saved))
+            if diff:
+                fail(f"{run}/metrics.json was made with other settings ({'; '.join(diff)}); --force evaluates again")
+            step = checkpoint_step(run)
+            if met["step"] == step:
+                print(f"skipping {run}: evaluated at step {step} with these settings (--force evaluates again)")
+                continue
+            print(f"{run}: metrics.json is of step {met['step']}, the checkpoint of step {step}: evaluating again")
+        todo.append(run)
+    for run in todo:
+        r = evaluate_run(run, list(cfg.datasets) or None, cfg.num_samples, cfg.smoothness_items, cfg.seed, device,
+                         cfg.batch_items)
+        smooth = f"  smoothness {r['smoothness']:.4f}" if "smoothness" in r else ""
+        print(f"{r['run']}: MASE {r['mase']:.4f}  WQL {r['wql']:.4f}{smooth}  "
               f"({r['num_datasets']} datasets, {r['eval_seconds']:.0f} s)")
 
 

@@ -18,7 +18,6 @@ the 4096 x d_model embedding.
 """
 
 import inspect
-import math
 from dataclasses import dataclass
 
 import torch

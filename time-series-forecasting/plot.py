@@ -1,6 +1,7 @@
 """Figures from saved results (never from live training):
 
     python plot.py [--results results] [--figures figures]
+    python plot.py --quick          # runs/quick/results -> runs/quick/figures, titles say "quick run"
 
 figures/pmf.png      the predictive PMF of one forecast step, linear vs the Fourier head with the most
                      frequencies (full 4094-token range and a zoom window around the mode; smoothness
@@ -9,8 +10,9 @@ figures/metrics.png  MASE, WQL (aggregate relative scores) and smoothness vs num
                      the linear head as a horizontal line
 """
 
-import argparse
 import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -22,11 +24,12 @@ import torch
 
 import plot_style
 from fourier_head import smoothness
+from scaffold import Field, parse_config
 
 HERE = Path(__file__).resolve().parent
 
 
-def pmf_figure(rows, examples, dataset: str, out: Path):
+def pmf_figure(rows, examples, dataset: str, out: Path, prefix: str = ""):
     linear = next((r for r in rows if r["head"] == "linear" and r["binning"] == "mixed"), None)
     fouriers = [r for r in rows if r["head"] == "fourier" and r["binning"] == "mixed" and r["gamma"]]
     if linear is None or not fouriers:
@@ -50,12 +53,12 @@ def pmf_figure(rows, examples, dataset: str, out: Path):
         axes[i, 0].set_ylabel("probability")
     for ax in axes[-1]:
         ax.set_xlabel("value token (index on the head's grid)")
-    fig.suptitle(f"Predictive PMF of the first forecast step ({dataset}, first series)")
+    fig.suptitle(f"{prefix}Predictive PMF of the first forecast step ({dataset}, first series)")
     fig.tight_layout()
     plot_style.save(fig, out)
 
 
-def metrics_figure(rows, out: Path):
+def metrics_figure(rows, out: Path, prefix: str = ""):
     fourier = sorted([r for r in rows if r["head"] == "fourier" and r["binning"] == "mixed" and r["gamma"]],
                      key=lambda r: r["num_frequencies"])
     linear = next((r for r in rows if r["head"] == "linear" and r["binning"] == "mixed"), None)
@@ -74,24 +77,37 @@ def metrics_figure(rows, out: Path):
         ax.set_xlabel("number of frequencies")
         ax.set_title(title)
     axes[0].legend()
-    fig.suptitle(f"{fourier[0]['size']} model, {fourier[0]['steps']} steps, {fourier[0]['num_datasets']} datasets")
+    fig.suptitle(f"{prefix}{fourier[0]['size']} model, {fourier[0]['steps']} steps, {fourier[0]['num_datasets']} datasets")
     fig.tight_layout()
     plot_style.save(fig, out)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results", default=str(HERE / "results"))
-    p.add_argument("--figures", default=str(HERE / "figures"))
-    p.add_argument("--dataset", default="aus_retail", help="label only: the dataset aggregate.py kept PMFs of")
-    args = p.parse_args()
-    rows = json.loads((Path(args.results) / "summary.json").read_text())["rows"]
-    figures = Path(args.figures)
+@dataclass
+class Config:
+    results: str = Field(str(HERE / "results"), "folder with summary.json and pmf_examples.npz (aggregate.py)")
+    figures: str = Field(str(HERE / "figures"), "where the PNGs go")
+    dataset: str = Field("aus_retail", "label only: the dataset aggregate.py kept PMFs of")
+
+
+QUICK = dict(results=str(HERE / "runs" / "quick" / "results"), figures=str(HERE / "runs" / "quick" / "figures"))
+
+
+def main(argv=None):
+    cfg = parse_config(Config, argv, description=__doc__, quick=QUICK)
+    summary_path = Path(cfg.results) / "summary.json"
+    if not summary_path.exists():
+        sys.exit(f"error: {summary_path}: no such file (run aggregate.py first)")
+    summary = json.loads(summary_path.read_text())
+    figures = Path(cfg.figures)
+    quick = summary.get("quick", False)
+    if quick and figures.resolve() == (HERE / "figures").resolve():
+        sys.exit("error: a quick run's figures never go into the committed figures/; use --quick (runs/quick/figures)")
+    prefix = "quick run (not results): " if quick else ""
     figures.mkdir(parents=True, exist_ok=True)
-    examples = Path(args.results) / "pmf_examples.npz"  # written by aggregate.py
+    examples = Path(cfg.results) / "pmf_examples.npz"  # written by aggregate.py
     if examples.exists():
-        pmf_figure(rows, np.load(examples), args.dataset, figures / "pmf.png")
-    metrics_figure(rows, figures / "metrics.png")
+        pmf_figure(summary["rows"], np.load(examples), cfg.dataset, figures / "pmf.png", prefix)
+    metrics_figure(summary["rows"], figures / "metrics.png", prefix)
     print(f"figures in {figures}")
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Chronos + Fourier head (paper v1 §6, Table 3), end to end.
-#   bash run.sh --quick     CPU smoke chain (~1 min): 2 tiny models, 2 small datasets -> runs/quick/
+#   bash run.sh --help      this text
+#   bash run.sh --quick     CPU smoke chain (~1 min): 2 tiny models, 2 small datasets -> runs/quick/ only
 #   bash run.sh             reduced GPU budget (one H100, ~9 min): linear, Fourier-550 and Fourier-128
 #                           (T5-efficient-mini, batch 64) trained CONCURRENTLY for the same number of
 #                           steps, chosen from a measured step time so that training takes ~BUDGET s;
@@ -12,15 +13,28 @@
 #   bash run.sh --slice     issue 21: 16k steps x batch 64 per run, one run per GPU (RUNS="linear:0 fourier550:0"),
 #                           learning curves, held-out CE; bundle_<tag>.tgz for $OUT (see the mode's comment)
 #   bash run.sh --pilot     the same at 1,500 steps (a few minutes)
-# Then aggregate.py (-> results/) and plot.py (-> figures/). Finished runs are skipped; interrupted
-# ones resume from their checkpoint. Env: PYTHON (default python3), BUDGET (training seconds, default
-# 330), COPY_TO (a folder that receives tarballs of the run outputs after each stage).
+# Then aggregate.py (-> results/) and plot.py (-> figures/). Finished runs with the same settings are
+# skipped, interrupted ones resume from their checkpoint, a run directory holding other settings stops
+# the run (train.py --force overwrites). Interpreter: the repository's .venv if present, else $PYTHON,
+# else python3. Env: BUDGET (training seconds, default 330), COPY_TO (a folder that receives tarballs
+# of the run outputs after each stage), FOURIER_HEAD_COMMIT (the commit env.json records where the
+# checkout has no .git, e.g. a GPU machine; git's answer wins where there is one).
 set -euo pipefail
 cd "$(dirname "$0")"
-PY=${PYTHON:-python3}
+ROOT="$(cd .. && pwd)"
+if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY=${PYTHON:-python3}; fi
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-export PYTHONPATH="$(cd .. && pwd):${PYTHONPATH:-}"   # fourier_head.py at the repository root
+export PYTHONPATH="$ROOT:${PYTHONPATH:-}"   # fourier_head.py and scaffold.py at the repository root
 MODE=${1:-}
+case "$MODE" in
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | cut -c3-; exit 0 ;;
+  ""|--quick|--paper|--ablations|--ddp|--slice|--pilot) ;;
+  *) echo "error: unknown mode '$MODE' (bash run.sh --help lists them)" >&2; exit 2 ;;
+esac
+if [[ "$MODE" != "--quick" ]] && ! git -C "$ROOT" rev-parse HEAD > /dev/null 2>&1 && [[ -z "${FOURIER_HEAD_COMMIT:-}" ]]; then
+  echo "warning: no .git and no FOURIER_HEAD_COMMIT: env.json will say commit 'unknown'" >&2
+fi
+TORCHRUN=("$PY" -m torch.distributed.run)
 
 copy_out() {  # run outputs without checkpoints, one tarball per runs folder
   [[ -n "${COPY_TO:-}" ]] || return 0
@@ -73,10 +87,10 @@ elif [[ "$MODE" == "--quick" ]]; then
   "$PY" train.py --quick --head linear
   "$PY" train.py --quick --head fourier --num-frequencies 64
   "$PY" evaluate.py $R/smoke_* --datasets m1_yearly classic_quarterly --num-samples 5 --smoothness-items 8
-  "$PY" aggregate.py --runs $R --results $R/results
-  "$PY" plot.py --results $R/results --figures $R/figures
+  "$PY" aggregate.py --quick      # runs/quick -> runs/quick/results
+  "$PY" plot.py --quick           # -> runs/quick/figures
 elif [[ "$MODE" == "--paper" ]]; then
-  R=runs/paper; T="torchrun --nproc-per-node ${NGPU:-8} train.py --out-dir $R --batch-size 256 --steps 200000"
+  R=runs/paper; T="${TORCHRUN[*]} --nproc-per-node ${NGPU:-8} train.py --out-dir $R --batch-size 256 --steps 200000"
   "$PY" data.py --num-series 1000000 --out data/kernelsynth-1m
   C="--kernel-synth-dir data/kernelsynth-1m --kernel-synth-series 1000000 --tsmixup-series 1000000 --p-kernel-synth 0.1"
   $T $C --head linear
@@ -106,8 +120,8 @@ elif [[ "$MODE" == "--ddp" ]]; then
   "$PY" data.py --num-series 20000
   B="--head fourier --num-frequencies 550 --batch-size 64 --bench-steps 40"
   "$PY" train.py $B | tee -a $R/bench.txt
-  torchrun --nproc-per-node 2 train.py $B | tee -a $R/bench.txt
-  torchrun --nproc-per-node 2 train.py --head fourier --num-frequencies 550 --batch-size 64 --steps 400 \
+  "${TORCHRUN[@]}" --nproc-per-node 2 train.py $B | tee -a $R/bench.txt
+  "${TORCHRUN[@]}" --nproc-per-node 2 train.py --head fourier --num-frequencies 550 --batch-size 64 --steps 400 \
     --log-every 20 --out-dir $R --name ddp2_fourier550 | tail -n 3
   copy_out $R
 else

@@ -137,3 +137,30 @@ def test_kv_cache_sampling_equals_full_forward(head):
     with torch.no_grad():
         full = model(ids.repeat_interleave(2, 0), mask.repeat_interleave(2, 0), out.reshape(6, 6)).exp()
     assert torch.allclose(pmfs.reshape(6, 6, -1), full, atol=1e-9, rtol=0)
+
+
+def test_sampling_uses_the_current_cache_api(monkeypatch):
+    """model.sample passes an EncoderDecoderCache under the decoder's current argument name (`cache` from
+    transformers 5.2x; `past_key_values`, deprecated, is removed in 5.40): no deprecation warning, and the
+    same tokens and PMFs as the legacy name gives where this version still takes it."""
+    import warnings
+
+    import model as tsmodel
+    from model import ModelConfig, build_model
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(size="smoke", head="fourier", num_frequencies=8, dropout=0.0)).eval()
+    ids = torch.randint(N_SPECIAL, 4096, (2, 12))
+    mask = torch.ones_like(ids, dtype=torch.bool)
+
+    def sample():
+        return m.sample(ids, mask, horizon=5, num_samples=3, return_pmfs=True, generator=torch.Generator().manual_seed(2))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a deprecation (FutureWarning) would fail here
+        out, pmfs = sample()
+    if tsmodel.CACHE_ARG == "past_key_values":
+        pytest.skip("this transformers has only the legacy argument name")
+    monkeypatch.setattr(tsmodel, "CACHE_ARG", "past_key_values")
+    with pytest.warns(FutureWarning, match="past_key_values"):
+        legacy_out, legacy_pmfs = sample()
+    assert torch.equal(out, legacy_out) and torch.equal(pmfs, legacy_pmfs)
