@@ -27,6 +27,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -53,6 +54,11 @@ def Field(default, help: str, *, low=None, high=None, low_open: bool = False, ch
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # `--lr -1e-3` is a (refused) value, not a flag: argparse's own pattern misses the exponent
+        self._negative_number_matcher = re.compile(r"^-(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
+
     def error(self, message):  # one line, exit status 2 (argparse prints the usage first)
         self.exit(2, f"error: {message}\n")
 

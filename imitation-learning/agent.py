@@ -14,8 +14,6 @@ them; only the snapshots need to be committed. A checkpoint (fp32 weights + opti
 with every snapshot, and a run with the same out dir resumes from it.
 """
 
-import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,45 +24,43 @@ from torch import nn
 from tqdm import tqdm
 
 import atari
-from common import environment, parse_dataclass, pick_device
+import scaffold
+from scaffold import Field, config_dict, pick_device, provenance, write_json
 
 HERE = Path(__file__).resolve().parent
 
 
 @dataclass
 class Config:
-    game: str = "Seaquest"
-    total_steps: int = 2_000_000     # agent steps (x4 emulator frames)
-    num_envs: int = 64
-    num_threads: int = 0             # 0: one per core
-    rollout_steps: int = 128         # per env and update
-    lr: float = 2.5e-4
-    update_epochs: int = 4
-    minibatch_size: int = 1024
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip: float = 0.1
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    hidden: int = 128                # small on purpose: each snapshot is ~1 MB in fp16
-    snapshots: int = 8
-    max_seconds: float = 0.0         # stop early (and snapshot) after this wall time; 0: no limit
-    seed: int = 1
-    out_dir: str = ""                # default snapshots/<game>
-    device: str = "auto"
-    quick: bool = False
+    game: str = Field("Seaquest", "game", choices=tuple(atari.GAMES))
+    total_steps: int = Field(2_000_000, "agent steps (x4 emulator frames)", low=1)
+    num_envs: int = Field(64, "games stepped at once", low=1)
+    num_threads: int = Field(0, "ALE threads; 0: one per core", low=0)
+    rollout_steps: int = Field(128, "steps per game and update", low=1)
+    lr: float = Field(2.5e-4, "Adam learning rate, annealed linearly to 0", low=0.0, low_open=True)
+    update_epochs: int = Field(4, "passes over each rollout", low=1)
+    minibatch_size: int = Field(1024, "samples per minibatch", low=1)
+    gamma: float = Field(0.99, "discount", low=0.0, high=1.0)
+    gae_lambda: float = Field(0.95, "GAE lambda", low=0.0, high=1.0)
+    clip: float = Field(0.1, "PPO ratio and value clip", low=0.0, low_open=True)
+    ent_coef: float = Field(0.01, "entropy bonus", low=0.0)
+    vf_coef: float = Field(0.5, "value-loss weight", low=0.0)
+    max_grad_norm: float = Field(0.5, "gradient norm clip", low=0.0, low_open=True)
+    hidden: int = Field(128, "units after the torso (small on purpose: each snapshot is ~1 MB in fp16)", low=1)
+    snapshots: int = Field(8, "policy snapshots, evenly spaced in agent steps", low=1)
+    max_seconds: float = Field(0.0, "stop early (and snapshot) after this wall time; 0: no limit", low=0.0)
+    seed: int = Field(1, "seeds the network, the sampling and the games", low=0)
+    out_dir: str = Field("", "default snapshots/<game> (--quick: runs/quick/snapshots/<game>)")
+    device: str = Field("auto", "auto | cpu | cuda | cuda:N")
 
 
 QUICK = dict(total_steps=4096, num_envs=8, rollout_steps=64, minibatch_size=128, snapshots=2, hidden=32)
 
 
 def parse_config(argv=None) -> Config:
-    cfg, parser = parse_dataclass(Config, argv, __doc__, QUICK)
-    if cfg.game not in atari.GAMES:
-        parser.error(f"unknown game {cfg.game!r}; choose from {', '.join(atari.GAMES)}")
+    cfg = scaffold.parse_config(Config, argv, description=__doc__, quick=QUICK)
     if not cfg.out_dir:
-        cfg.out_dir = str(HERE / ("runs/quick/snapshots" if cfg.quick else "snapshots") / cfg.game)
+        cfg.out_dir = str(HERE / ("runs/quick/snapshots" if cfg._args.quick else "snapshots") / cfg.game)
     return cfg
 
 
@@ -207,10 +203,11 @@ def main(argv=None):
     envs.close()
     wall = time.time() - t0
     steps = log[-1]["agent_steps"] - start_update * batch if log else 0
-    (out / "agent.json").write_text(json.dumps({
-        "config": dataclasses.asdict(cfg), "env": environment(device), "wall_seconds": round(wall, 1),
-        "agent_steps_this_run": steps, "agent_steps_per_second": round(steps / max(wall, 1e-9), 1),
-        "env_seconds": round(env_seconds, 1), "finished_episodes": finished, "log": log}, indent=1))
+    write_json(out / "agent.json", {
+        "config": {**config_dict(cfg), "quick": cfg._args.quick}, "env": provenance(device, ale_py=atari.ale_version()),
+        "wall_seconds": round(wall, 1), "agent_steps_this_run": steps,
+        "agent_steps_per_second": round(steps / max(wall, 1e-9), 1), "env_seconds": round(env_seconds, 1),
+        "finished_episodes": finished, "log": log})
     print(f"PPO: {steps} agent steps in {wall:.0f} s ({steps / max(wall, 1e-9):.0f} steps/s)")
 
 

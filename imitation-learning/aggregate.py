@@ -1,8 +1,15 @@
 """Collect the DT runs into results/summary.json (one row per game, dataset, head, N) and the README tables.
 
     python aggregate.py                                   # runs/ -> results/
-    python aggregate.py --runs runs/quick --results runs/quick/results --data runs/quick/data
-    python aggregate.py --update-readme                   # also rewrite README's generated tables
+    python aggregate.py --update-readme                   # also rewrite the README's generated blocks
+    python aggregate.py --check                           # CI: exit 1 if a generated README block is stale
+    python aggregate.py --quick                           # runs/quick -> runs/quick/results (never results/)
+
+`--check` regenerates every generated block of README.md (data, data_dqn, throughput, results) and
+results/table.md from the committed files only (results/summary.json, results/*.json, snapshots/pqn/*/
+curve.json; runs/ and data/ are not needed), writes nothing, and exits 1 with one line naming the stale
+blocks. Quick runs (config.json `quick`) never reach results/ or the README, and their tables carry no
+paper columns.
 
 Runs are read where train.py puts them (`train.run_dir`): runs/<game>/<head>/seed<s>/ for the dataset
 `ppo-sampled`, runs/<dataset>/<game>/<head>/seed<s>/ for the others; folders elsewhere (set aside, such as
@@ -26,18 +33,19 @@ Provenance: env.json gives each run's GPU, torch, commit and data hashes; result
 keyed by that commit) says which GPU calls trained it, what code ran and how many runs shared the GPU.
 """
 
-import argparse
 import hashlib
 import itertools
 import json
 import math
 import shutil
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from make_dataset import DATASETS
-from scaffold import write_json
+from scaffold import Field, parse_config, update_block, write_json
 from train import LEGACY_DATASET, run_dir
 
 HERE = Path(__file__).resolve().parent
@@ -166,7 +174,6 @@ def collect(runs: Path):
         key = (cfg["game"], dataset, cfg["head"], cfg["num_frequencies"])
         if any(c["seed"] == cfg["seed"] for _, c, _, _ in done.get(key, [])):
             raise SystemExit(f"two runs of {key} with seed {cfg['seed']} under {runs}")
-        env = json.loads((run / "env.json").read_text())
         if (run / "metrics.json").exists():
             m = json.loads((run / "metrics.json").read_text())
             m["complete"] = True
@@ -175,9 +182,10 @@ def collect(runs: Path):
             incomplete.append({"run": str(run.relative_to(runs)), "epochs_finished": len(hist),
                                "epochs_planned": cfg["epochs"]})
             if not hist:
-                continue
+                continue  # claimed (config.json) but stopped before its first epoch
             m = metrics_from_history(cfg, hist)
             m["complete"] = False
+        env = json.loads((run / "env.json").read_text())  # written before the first step
         done.setdefault(key, []).append((run, cfg, m, env))
     return done, incomplete
 
@@ -198,7 +206,7 @@ def trace_name(game: str, dataset: str, head: str, n: int, seed) -> str:
     return f"{game}{middle}_{head}{n or ''}_seed{seed}.npz"
 
 
-def summarize(done, results: Path, runs: Path, dt_runs: dict | None = None):
+def summarize(done, results: Path, runs: Path, dt_runs: dict | None = None, quick: bool = False):
     rows = []
     dt_runs = dt_runs or {}
     lengths = {}
@@ -262,7 +270,7 @@ def summarize(done, results: Path, runs: Path, dt_runs: dict | None = None):
             row["smoothness_seed123_over_pmfs"] = pooled_smoothness(seeds["123"]["history"])
         if common is not None:
             row["at_common_epoch"] = at_epoch(seeds, common)
-        if (game, head, n) in PAPER:
+        if (game, head, n) in PAPER and not quick:  # a quick run's tiny models are no reproduction
             row["paper"] = PAPER[(game, head, n)]
         rows.append(row)
         # the last epoch's PMF trace of the first seed, for the PMF figure
@@ -316,6 +324,8 @@ def data_info(results: Path, data_root: Path, game: str, dataset: str) -> dict:
 def attach_data(row: dict, info: dict) -> None:
     m, d = info["manifest"], info["diagnostics"]
     row["data_return_max"] = m["splits"]["train"]["returns"]["max"] if m else None
+    if m and m.get("config", {}).get("policy") == "random":  # e.g. the quick data: no agent behind it
+        row["data_policy"] = "random"
     if d:
         row["data_per_state_entropy_nats"] = d["data_per_state_entropy_nats"]
         row["data_diagnostics"] = info["diagnostics_file"]
@@ -338,14 +348,21 @@ def attach_data(row: dict, info: dict) -> None:
 # ---- tables ---------------------------------------------------------------------------------------
 
 def windows(n: int) -> str:
-    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e4 else f"{n:,}"
 
 
 def name_of(r) -> str:
     return "Linear" if r["head"] == "linear" else f"Fourier-{r['num_frequencies']}"
 
 
+def data_name(r) -> str:
+    return r["dataset"] + (" (random policy)" if r.get("data_policy") == "random" else "")
+
+
 def ms(s, digits=2) -> str:
+    """mean ± std over seeds; the mean alone for one seed (a std of one value says nothing)."""
+    if len(s.get("per_seed", ())) == 1:
+        return f"{s['mean']:.{digits}f}"
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
 
 
@@ -364,35 +381,41 @@ def common_table(rows) -> str:
     return "\n".join(lines)
 
 
-def table(rows) -> str:
-    lines = ["| game | data | head | seeds | epochs done | windows seen per run | normalized return, final (episodes) | "
-             "normalized return, best epoch | smoothness (seed 123, over PMFs) | paper: normalized return | paper: smoothness |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+def table(rows, quick: bool = False) -> str:
+    """The results table; a quick run's has no paper columns (its tiny models are no reproduction)."""
+    header = ("| game | data | head | seeds | epochs done | windows seen per run | normalized return, final (episodes) | "
+              "normalized return, best epoch | smoothness (seed 123, over PMFs) |")
+    lines = [header + ("" if quick else " paper: normalized return | paper: smoothness |"),
+             "|---|---|---|---|---|---|---|---|---|" + ("" if quick else "---|---|")]
     for r in rows:
         f, b = r["normalized_return_final"], r["normalized_return_best"]
         sm = r.get("smoothness_seed123_over_pmfs")
         p = r.get("paper")
         ep = sorted(set(r["epochs_finished"].values()))
         seen = sorted({windows(v) for v in r["train_samples_seen"].values()})
-        lines.append(f"| {r['game']} | {r['dataset']} | {name_of(r)} | {r['n_seeds']} | {'/'.join(map(str, ep))} of "
-                     f"{r['epochs_planned']} | {'–'.join(seen)} | {ms(f)} ({r['episodes_final_evaluation']}) | {ms(b)} | "
-                     + (ms(sm, 3) if sm else "–") + " | "
-                     + (f"{p['normalized_return'][0]:.2f} ± {p['normalized_return'][1]:.2f} | "
-                        f"{p['smoothness'][0]:.2f} ± {p['smoothness'][1]:.2f} |" if p else "– | – |"))
+        line = (f"| {r['game']} | {data_name(r)} | {name_of(r)} | {r['n_seeds']} | {'/'.join(map(str, ep))} of "
+                f"{r['epochs_planned']} | {'–'.join(seen)} | {ms(f)} ({r['episodes_final_evaluation']}) | {ms(b)} | "
+                + ((f"{sm['mean']:.3f}" if quick else ms(sm, 3)) if sm else "–") + " |")
+        if not quick:
+            line += (f" {p['normalized_return'][0]:.2f} ± {p['normalized_return'][1]:.2f} | "
+                     f"{p['smoothness'][0]:.2f} ± {p['smoothness'][1]:.2f} |" if p else " – | – |")
+        lines.append(line)
     return "\n".join(lines)
 
 
-def paired_table(rows) -> str:
+def paired_table(rows, quick: bool = False) -> str:
     def cell(s):
         if s is None or not s["n_pairs"]:
             return "–"
+        if s["n_pairs"] == 1:
+            return f"{s['mean_difference']:+.2f} (one seed: no interval, no test)"
         signed = lambda v: f"{v:+.2f}".replace("-0.00", "+0.00")  # noqa: E731
         lo, hi = s["bootstrap_95"]
         p = f"{s['p_value']:.2f}" if s["p_value"] is not None else "–"
         return f"{signed(s['mean_difference'])} [{signed(lo)}, {signed(hi)}], p = {p}"
     lines = ["| game | data | Fourier − linear | seeds paired | final: mean difference [bootstrap 95%], paired t-test p | "
-             "best epoch: mean difference [bootstrap 95%], paired t-test p | paper: difference of means |",
-             "|---|---|---|---|---|---|---|"]
+             "best epoch: mean difference [bootstrap 95%], paired t-test p |" + ("" if quick else " paper: difference of means |"),
+             "|---|---|---|---|---|---|" + ("" if quick else "---|")]
     lin_paper = PAPER.get(("Seaquest", "linear", 0))
     for r in rows:
         pv = r.get("paired_vs_linear")
@@ -400,8 +423,8 @@ def paired_table(rows) -> str:
             continue
         p = r.get("paper")
         paper = f"{p['normalized_return'][0] - lin_paper['normalized_return'][0]:+.2f}" if p and r["game"] == "Seaquest" else "–"
-        lines.append(f"| {r['game']} | {r['dataset']} | {name_of(r)} | {pv['final']['n_pairs']} | {cell(pv['final'])} | "
-                     f"{cell(pv['best'])} | {paper} |")
+        lines.append(f"| {r['game']} | {data_name(r)} | {name_of(r)} | {pv['final']['n_pairs']} | {cell(pv['final'])} | "
+                     f"{cell(pv['best'])} |" + ("" if quick else f" {paper} |"))
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
@@ -494,33 +517,94 @@ def throughput_table(rows, manifests: dict, timing, curves: dict | None = None) 
     return "\n".join(lines)
 
 
-def replace_block(text: str, name: str, body: str) -> str:
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    if start not in text:
-        return text
-    a, b = text.index(start) + len(start), text.index(end)
-    return text[:a] + "\n" + body + "\n" + text[b:]
+def read_json(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def readme_blocks(results: Path, snapshots: Path, readme_text: str) -> dict:
+    """Every generated block of the README, from results/ and the PQN curves only (no runs/, no data/):
+    what --update-readme writes and --check compares. Seaquest's data and throughput, all rows' results."""
+    rows = json.loads((results / "summary.json").read_text())["rows"]
+    tab, ptab, ctab = table(rows), paired_table(rows), common_table(rows)
+    blocks = {"results": "\n\n".join(t for t in (tab, ptab) if t)}
+    if ctab or "<!-- results_common:start -->" in readme_text:  # only when runs stopped at different epochs
+        blocks["results_common"] = ctab
+    manifests = {d: read_json(results / manifest_name("Seaquest", d)) for d in DATASETS}
+    if manifests[LEGACY_DATASET]:
+        blocks["data"] = data_table(manifests[LEGACY_DATASET])
+    blocks["data_dqn"] = diagnostics_table(manifests["dqn-replay-like"],
+                                           read_json(results / "diagnostics_Seaquest_dqn-replay-like.json"),
+                                           "dqn-replay-like")
+    curves = {f.parent.name: json.loads(f.read_text()) for f in sorted(snapshots.glob("*/curve.json"))}
+    blocks["throughput"] = throughput_table([r for r in rows if r["game"] == "Seaquest"],
+                                            {d: m for d, m in manifests.items() if m},
+                                            read_json(results / "dt_timing_call1.json"), curves)
+    return blocks
+
+
+def results_text(rows, quick: bool = False) -> str:
+    """results/table.md: the results, the paired comparison and (when runs stopped early) the common epoch."""
+    return "\n\n".join(t for t in (table(rows, quick), paired_table(rows, quick), common_table(rows)) if t)
+
+
+def check(cfg) -> int:
+    """--check: regenerate the README's blocks and results/table.md from the committed results; write nothing."""
+    results, readme = Path(cfg.results), Path(cfg.readme)
+    if not (results / "summary.json").exists():
+        raise SystemExit(f"error: no {results / 'summary.json'} to check against")
+    blocks = readme_blocks(results, Path(cfg.snapshots), readme.read_text())
+    stale = [name for name, text in blocks.items() if update_block(readme, name, text, check=True)]
+    rows = json.loads((results / "summary.json").read_text())["rows"]
+    table_md = results / "table.md"
+    if read_text(table_md) != results_text(rows) + "\n":
+        stale.append(str(table_md.relative_to(table_md.parents[1])))
+    if stale:
+        print(f"error: stale generated block(s) of {readme.name}: {', '.join(stale)} (differ from {results.name}/; "
+              f"regenerate with `python aggregate.py --update-readme`)", file=sys.stderr)
+        return 1
+    print(f"{readme.name}: {len(blocks)} generated blocks and {table_md.name} match {results.name}/")
+    return 0
+
+
+def read_text(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None
 
 
 # ---- main -----------------------------------------------------------------------------------------
 
+@dataclass
+class Config:
+    runs: str = Field(str(HERE / "runs"), "train.py's run folders")
+    results: str = Field(str(HERE / "results"), "summary.json, table.md, the data manifests and PMF traces")
+    data: str = Field(str(HERE / "data"), "make_dataset.py's data root (<game>/, dqn-replay-like/<game>/)")
+    snapshots: str = Field(str(HERE / "snapshots/pqn"), "PQN runs' curve.json (<game>/curve.json)")
+    readme: str = Field(str(HERE / "README.md"), "the README with the generated blocks")
+    update_readme: bool = Field(False, "also rewrite the README's generated blocks")
+
+
+QUICK = dict(runs=str(HERE / "runs/quick"), results=str(HERE / "runs/quick/results"), data=str(HERE / "runs/quick/data"),
+             snapshots=str(HERE / "runs/quick/snapshots/pqn"))
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", default=str(HERE / "runs"))
-    p.add_argument("--results", default=str(HERE / "results"))
-    p.add_argument("--data", default=str(HERE / "data"), help="make_dataset.py's data root (<game>/, dqn-replay-like/<game>/)")
-    p.add_argument("--snapshots", default=str(HERE / "snapshots/pqn"), help="PQN runs' curve.json (<game>/curve.json)")
-    p.add_argument("--readme", default=str(HERE / "README.md"))
-    p.add_argument("--update-readme", action="store_true")
-    args = p.parse_args(argv)
-    runs, results = Path(args.runs), Path(args.results)
-    results.mkdir(parents=True, exist_ok=True)
+    cfg = parse_config(Config, argv, description=__doc__, quick=QUICK, extra=lambda p: p.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when a generated README block is stale"))
+    if cfg._args.check:
+        if cfg._args.quick:
+            raise SystemExit("error: --check compares the committed results/ with the README; it takes no --quick")
+        sys.exit(check(cfg))
+    runs, results = Path(cfg.runs), Path(cfg.results)
     done, incomplete = collect(runs)
+    quick = cfg._args.quick or any(c.get("quick") for items in done.values() for _, c, _, _ in items)
+    committed = results.resolve() == (HERE / "results").resolve()
+    if quick and (committed or cfg.update_readme):
+        raise SystemExit("error: quick runs never go into results/ or the README (use --quick: runs/quick/results)")
+    results.mkdir(parents=True, exist_ok=True)
     previous_file = results / "summary.json"
     previous = json.loads(previous_file.read_text()) if previous_file.exists() else {"rows": []}
     calls_file = results / "gpu_calls.json"
     dt_runs = json.loads(calls_file.read_text()).get("dt_runs", {}) if calls_file.exists() else {}
-    rows = summarize(done, results, runs, dt_runs)
+    rows = summarize(done, results, runs, dt_runs, quick)
     here = {(r["game"], r["dataset"]) for r in rows}
     carried = [upgrade_row(r) for r in previous["rows"] if (r["game"], r.get("dataset", LEGACY_DATASET)) not in here]
     dropped = {(r["game"], r.get("dataset", LEGACY_DATASET)) for r in previous["rows"]} & here
@@ -528,10 +612,10 @@ def main(argv=None):
         print(f"rows of {sorted(dropped)} recomputed from the run folders (the earlier summary's rows replaced)")
     rows = sorted(rows + carried, key=lambda r: row_order(r["game"], r["dataset"], r["head"], r["num_frequencies"]))
     if not rows:
-        raise SystemExit(f"no finished runs (metrics.json) under {runs} and no rows in {previous_file}")
+        raise SystemExit(f"error: no finished runs (metrics.json) under {runs} and no rows in {previous_file}")
     # every dataset built here is copied into results/, also one whose DT runs have not finished yet
     pairs = {(r["game"], r["dataset"]) for r in rows} | {(r["game"], d) for r in rows for d in DATASETS}
-    infos = {(g, d): data_info(results, Path(args.data), g, d) for g, d in pairs}
+    infos = {(g, d): data_info(results, Path(cfg.data), g, d) for g, d in pairs}
     for r in rows:
         attach_data(r, infos[(r["game"], r["dataset"])])
     paired_vs_linear(rows)
@@ -545,32 +629,16 @@ def main(argv=None):
         if (parts[0], k.split("/")[1]) not in here:
             curves.setdefault(k, v)
     summary = {"rows": rows, "incomplete_runs": incomplete, "normalized_return_per_epoch": dict(sorted(curves.items()))}
+    if quick:
+        summary["quick"] = True  # plot.py titles its figures "quick run"
     write_json(results / "summary.json", summary)
-    tab, ptab, ctab = table(rows), paired_table(rows), common_table(rows)
-    text = "\n\n".join(t for t in (tab, ptab, ctab) if t)
+    text = results_text(rows, quick)
     (results / "table.md").write_text(text + "\n")
     print(text)
-    if args.update_readme:
-        readme = Path(args.readme)
-        out = replace_block(readme.read_text(), "results", "\n\n".join(t for t in (tab, ptab) if t))
-        out = replace_block(out, "results_common", ctab)
-        manifests = {d: infos[(g, d)]["manifest"] for g, d in infos if g == "Seaquest"}
-        for d in DATASETS:  # a dataset without runs yet: its manifest when built
-            if d not in manifests and (results / manifest_name("Seaquest", d)).exists():
-                manifests[d] = json.loads((results / manifest_name("Seaquest", d)).read_text())
-        if manifests.get(LEGACY_DATASET):
-            out = replace_block(out, "data", data_table(manifests[LEGACY_DATASET]))
-        diag_file = results / "diagnostics_Seaquest_dqn-replay-like.json"
-        out = replace_block(out, "data_dqn", diagnostics_table(
-            manifests.get("dqn-replay-like"), json.loads(diag_file.read_text()) if diag_file.exists() else None,
-            "dqn-replay-like"))
-        timing_file = results / "dt_timing_call1.json"
-        timing = json.loads(timing_file.read_text()) if timing_file.exists() else None
-        curve_files = sorted(Path(args.snapshots).glob("*/curve.json"))
-        curves_pqn = {f.parent.name: json.loads(f.read_text()) for f in curve_files}
-        out = replace_block(out, "throughput", throughput_table(
-            [r for r in rows if r["game"] == "Seaquest"], {d: m for d, m in manifests.items() if m}, timing, curves_pqn))
-        readme.write_text(out)
+    if cfg.update_readme:
+        readme = Path(cfg.readme)
+        for name, block in readme_blocks(results, Path(cfg.snapshots), readme.read_text()).items():
+            update_block(readme, name, block)
 
 
 if __name__ == "__main__":

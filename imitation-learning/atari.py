@@ -27,6 +27,15 @@ ALE_TO_JOYSTICK = np.argsort(JOYSTICK_ORDER)  # ALE id -> position in the joysti
 NUM_ACTIONS = 18
 
 
+def ale_version():
+    """ale-py's version for the provenance files, None without it."""
+    try:
+        import ale_py
+    except ImportError:
+        return None
+    return ale_py.__version__
+
+
 def to_joystick(ale_actions):
     """ALE action ids -> joystick-order indices (what the DT sees as inputs and targets)."""
     return ALE_TO_JOYSTICK[np.asarray(ale_actions)]

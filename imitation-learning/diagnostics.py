@@ -26,14 +26,15 @@ return, unless --force.
 import hashlib
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import atari
-from common import parse_dataclass, pick_device
+import scaffold
+from scaffold import Field, config_dict, pick_device, write_json
 from dataset import load_split, stack_index
 from make_dataset import DATASETS, describe_returns
 
@@ -42,30 +43,28 @@ HERE = Path(__file__).resolve().parent
 
 @dataclass
 class Config:
-    game: str = "Seaquest"
-    dataset: str = "dqn-replay-like"  # picks the default data dir (make_dataset.DATASETS)
-    data_dir: str = ""                # default: the dataset's
-    snapshots_dir: str = ""           # default: the one in the manifest if it exists here, else the dataset's
-    split: str = "train"              # split whose states are analysed (returns: every split)
-    states: int = 2048                # common states on which all snapshots are compared
-    own_states: int = 512             # states per policy, from its own episodes, for its entropy
-    max_entropy: float = 0.5          # check: refuse above this mean per-state entropy (nats)
-    target_return: float = 0.0        # check: refuse when the best train return is below; 0: the game's
-    force: bool = False               # report, never refuse
-    figures: str = ""                 # default figures/ (quick: runs/quick/figures)
-    seed: int = 0
-    device: str = "auto"
-    quick: bool = False
+    game: str = Field("Seaquest", "game", choices=tuple(atari.GAMES))
+    dataset: str = Field("dqn-replay-like", "picks the default data dir (make_dataset.DATASETS)",
+                         choices=tuple(DATASETS))
+    data_dir: str = Field("", "default: the dataset's")
+    snapshots_dir: str = Field("", "default: the one in the manifest if it exists here, else the dataset's")
+    split: str = Field("train", "split whose states are analysed (returns: every split)", choices=("train", "test"))
+    states: int = Field(2048, "common states on which all snapshots are compared", low=1)
+    own_states: int = Field(512, "states per policy, from its own episodes, for its entropy", low=1)
+    max_entropy: float = Field(0.5, "check: refuse above this mean per-state entropy (nats)", low=0.0)
+    target_return: float = Field(0.0, "check: refuse when the best train return is below; 0: the game's")
+    force: bool = Field(False, "report, never refuse")
+    figures: str = Field("", "default figures/ (quick: runs/quick/figures)")
+    seed: int = Field(0, "seeds the choice of states", low=0)
+    device: str = Field("auto", "auto | cpu | cuda | cuda:N")
 
 
 QUICK = dict(states=128, own_states=64)
 
 
 def parse_config(argv=None) -> Config:
-    cfg, parser = parse_dataclass(Config, argv, __doc__, QUICK)
-    if cfg.dataset not in DATASETS:
-        parser.error(f"--dataset must be one of {', '.join(DATASETS)}")
-    root = HERE / "runs/quick" if cfg.quick else HERE
+    cfg = scaffold.parse_config(Config, argv, description=__doc__, quick=QUICK)
+    root = HERE / "runs/quick" if cfg._args.quick else HERE
     cfg.data_dir = cfg.data_dir or str(root / DATASETS[cfg.dataset]["data"].format(game=cfg.game))
     cfg.figures = cfg.figures or str(root / "figures")
     cfg.target_return = cfg.target_return or float(atari.game_info(cfg.game)["target_return"])
@@ -142,7 +141,7 @@ def snapshot_dir(cfg: Config, manifest: dict) -> Path:
     recorded = Path(manifest["config"].get("snapshots_dir", ""))
     if recorded.is_dir():
         return recorded
-    root = HERE / "runs/quick" if cfg.quick else HERE
+    root = HERE / "runs/quick" if cfg._args.quick else HERE
     return root / DATASETS[manifest.get("dataset", "ppo-sampled")]["snapshots"].format(game=cfg.game)
 
 
@@ -179,7 +178,8 @@ def analyse(cfg: Config, manifest: dict, splits: dict, policies, device) -> dict
     returns = {name: (episode_returns(s), s["episode_policy"]) for name, s in splits.items()}
     train_ret = returns["train"][0]
     report = {
-        "dataset": manifest.get("dataset", "ppo-sampled"), "game": cfg.game, "config": asdict(cfg),
+        "dataset": manifest.get("dataset", "ppo-sampled"), "game": cfg.game,
+        "config": {**config_dict(cfg), "quick": cfg._args.quick},
         "logging": manifest.get("logging", {"epsilon": epsilon}),
         "returns": {name: describe_returns(r) for name, (r, _) in returns.items()},
         "target_return": cfg.target_return,
@@ -230,6 +230,14 @@ def check(report: dict, cfg: Config) -> list[str]:
     return reasons
 
 
+def data_label(report: dict) -> str:
+    """'<game> <dataset>', saying when the data came from a random policy or a quick run."""
+    label = f"{report['game']} {report['dataset']}"
+    if report.get("logging", {}).get("policy") == "uniform random":
+        label += " (random policy)"
+    return f"quick run, {label}" if report["config"].get("quick") else label
+
+
 def plot(report: dict, returns: dict, path: Path):
     import matplotlib.pyplot as plt
 
@@ -243,7 +251,7 @@ def plot(report: dict, returns: dict, path: Path):
     for name, r in returns.items():
         ax.hist(r, bins=bins, alpha=0.6, label=f"{name} ({len(r)} episodes)")
     ax.axvline(report["target_return"], color="k", ls="--", lw=1, label=f"target return {report['target_return']:.0f}")
-    ax.set(xlabel="episode return", ylabel="episodes", title=f"{report['game']} {report['dataset']}: returns")
+    ax.set(xlabel="episode return", ylabel="episodes", title=f"{data_label(report)}: returns")
     ax.legend()
     ax = axes[1]
     rows = [p for p in report.get("per_policy", []) if p["returns_train"]]
@@ -283,9 +291,7 @@ def main(argv=None):
     returns = {name: episode_returns(s) for name, s in splits.items()}
     figure = plot(report, returns, Path(cfg.figures) / f"{cfg.game}_{report['dataset']}_data")
     report["figure"] = figure.name
-    tmp = data / "diagnostics.tmp"
-    tmp.write_text(json.dumps(report, indent=1))
-    tmp.replace(data / "diagnostics.json")
+    write_json(data / "diagnostics.json", report)
     d = report.get("disagreement", {})
     print(f"{report['dataset']}: per-state entropy {report['data_per_state_entropy_nats']:.3f} nats, "
           f"pairwise JS {d.get('pairwise_js_mean_nats', float('nan')):.3f}, mixture entropy "

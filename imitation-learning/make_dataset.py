@@ -40,7 +40,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,8 @@ import torch
 from tqdm import tqdm
 
 import atari
-from common import environment, parse_dataclass, pick_device
+import scaffold
+from scaffold import Field, config_dict, pick_device, provenance, write_json
 
 HERE = Path(__file__).resolve().parent
 SPLIT_SEEDS = {"train": 10_000, "test": 20_000}  # env seed bases: train and test never share a seed
@@ -67,26 +68,30 @@ DATASETS = {
 
 @dataclass
 class Config:
-    game: str = "Seaquest"
-    dataset: str = "ppo-sampled"    # ppo-sampled | dqn-replay-like (DATASETS)
-    policy: str = "snapshots"       # snapshots | random
-    snapshots_dir: str = ""         # default: the dataset's
-    train_steps: int = 500_000
-    test_steps: int = 50_000
-    epsilon: float = 0.01           # uniform-random action probability on top of the policy's choice
-    sticky: float = -1.0            # sticky-action probability; -1: the dataset's (0 / 0.25)
-    train_policies: int = 0         # snapshots used, evenly spread over the run; 0: the dataset's (all / 50)
-    min_agent_steps: int = 0        # leave out snapshots saved before this many agent steps
-    test_policies: int = 0          # of those, evenly spread, playing the test split; 0: the dataset's (all / 10)
-    num_envs: int = 0               # games per (split, policy) part; 0: the dataset's (32 / 4: whole episodes
-                                    # are kept in order of start, so more games than episodes needed waste steps)
-    num_threads: int = 0            # ALE threads per worker; 0: cores / workers
-    workers: int = 8                # processes, each playing one (split, policy) part at a time
-    max_episode_steps: int = 27_000  # episodes truncated after this many agent steps (108k frames, as DQN)
-    seed: int = 0
-    out_dir: str = ""               # default: the dataset's
-    device: str = "auto"
-    quick: bool = False
+    game: str = Field("Seaquest", "game", choices=tuple(atari.GAMES))
+    dataset: str = Field("ppo-sampled", "which dataset (DATASETS): its agent, folders and logging",
+                         choices=tuple(DATASETS))
+    policy: str = Field("snapshots", "replay the agent's snapshots, or a uniformly random policy",
+                        choices=("snapshots", "random"))
+    snapshots_dir: str = Field("", "default: the dataset's")
+    train_steps: int = Field(500_000, "transitions of the train split (whole episodes: a few more)", low=1)
+    test_steps: int = Field(50_000, "transitions of the test split", low=1)
+    epsilon: float = Field(0.01, "uniform-random action probability on top of the policy's choice", low=0.0, high=1.0)
+    sticky: float = Field(-1.0, "sticky-action probability; -1: the dataset's (0 / 0.25)", low=-1.0, high=1.0)
+    train_policies: int = Field(0, "snapshots used, evenly spread over the run; 0: the dataset's (all / 50)", low=0)
+    min_agent_steps: int = Field(0, "leave out snapshots saved before this many agent steps", low=0)
+    test_policies: int = Field(0, "of those, evenly spread, playing the test split; 0: the dataset's (all / 10)",
+                               low=0)
+    num_envs: int = Field(0, "games per (split, policy) part; 0: the dataset's (32 / 4: whole episodes are kept in "
+                          "order of start, so more games than episodes needed waste steps)", low=0)
+    num_threads: int = Field(0, "ALE threads per worker; 0: cores / workers", low=0)
+    workers: int = Field(8, "processes, each playing one (split, policy) part at a time", low=1)
+    max_episode_steps: int = Field(27_000, "episodes truncated after this many agent steps (108k frames, as DQN)",
+                                   low=1)
+    seed: int = Field(0, "seeds the env and sampling seeds of both splits", low=0)
+    out_dir: str = Field("", "default: the dataset's (data/<game>, data/dqn-replay-like/<game>; --quick: under "
+                         "runs/quick/)")
+    device: str = Field("auto", "auto | cpu | cuda | cuda:N (the policies' forward passes)")
 
 
 QUICK = dict(policy="random", train_steps=3000, test_steps=600, num_envs=4, num_threads=2, workers=1,
@@ -94,15 +99,11 @@ QUICK = dict(policy="random", train_steps=3000, test_steps=600, num_envs=4, num_
 
 
 def parse_config(argv=None) -> Config:
-    cfg, parser = parse_dataclass(Config, argv, __doc__, QUICK)
-    if cfg.game not in atari.GAMES:
-        parser.error(f"unknown game {cfg.game!r}; choose from {', '.join(atari.GAMES)}")
-    if cfg.policy not in ("snapshots", "random"):
-        parser.error("--policy must be snapshots or random")
-    if cfg.dataset not in DATASETS:
-        parser.error(f"--dataset must be one of {', '.join(DATASETS)}")
+    cfg = scaffold.parse_config(Config, argv, description=__doc__, quick=QUICK)
+    if -1.0 < cfg.sticky < 0.0:
+        raise SystemExit(f"error: --sticky must be -1 (the dataset's) or in [0, 1] (got {cfg.sticky})")
     d = DATASETS[cfg.dataset]
-    root = HERE / "runs/quick" if cfg.quick else HERE
+    root = HERE / "runs/quick" if cfg._args.quick else HERE
     cfg.snapshots_dir = cfg.snapshots_dir or str(root / d["snapshots"].format(game=cfg.game))
     cfg.out_dir = cfg.out_dir or str(root / d["data"].format(game=cfg.game))
     cfg.sticky = d["sticky"] if cfg.sticky < 0 else cfg.sticky
@@ -268,15 +269,15 @@ def main(argv=None):
     if cfg.policy == "snapshots":
         found = sorted(Path(cfg.snapshots_dir).glob("policy_*.pt"))
         if not found:
-            raise SystemExit(f"no policy_*.pt in {cfg.snapshots_dir}: run {'pqn' if agent == 'pqn' else 'agent'}.py "
+            raise SystemExit(f"error: no policy_*.pt in {cfg.snapshots_dir}: run {'pqn' if agent == 'pqn' else 'agent'}.py "
                              f"first or use --policy random")
         metas = [torch.load(f, map_location="cpu", weights_only=True) for f in found]
         kind = metas[0].get("algorithm", "ppo")
         if kind != agent:
-            raise SystemExit(f"{cfg.snapshots_dir} holds {kind} snapshots; dataset {cfg.dataset} needs {agent} ones")
+            raise SystemExit(f"error: {cfg.snapshots_dir} holds {kind} snapshots; dataset {cfg.dataset} needs {agent} ones")
         found = [f for f, m in zip(found, metas) if m.get("agent_steps", 0) >= cfg.min_agent_steps]
         if not found:
-            raise SystemExit(f"no snapshot in {cfg.snapshots_dir} has >= {cfg.min_agent_steps} agent steps")
+            raise SystemExit(f"error: no snapshot in {cfg.snapshots_dir} has >= {cfg.min_agent_steps} agent steps")
         snaps = [found[i] for i in spread(len(found), cfg.train_policies)]
     else:
         snaps = [None]
@@ -285,7 +286,8 @@ def main(argv=None):
     tmp = out / "parts"
     tmp.mkdir(parents=True, exist_ok=True)
     logging = DATASETS[cfg.dataset]["logging"] if cfg.policy == "snapshots" else "uniform random"
-    manifest = {"dataset": cfg.dataset, "config": asdict(cfg), "env": environment(device), "splits": {},
+    manifest = {"dataset": cfg.dataset, "config": {**config_dict(cfg), "quick": cfg._args.quick},
+                "env": provenance(device, ale_py=atari.ale_version()), "splits": {},
                 "policies": [],
                 "logging": {"policy": logging, "epsilon": cfg.epsilon, "sticky_action_probability": cfg.sticky,
                             "policies_train": ids["train"], "policies_test": ids["test"]}}
@@ -332,7 +334,7 @@ def main(argv=None):
             manifest["agent"] = {"algorithm": "PPO (clipped, GAE), Nature-CNN actor-critic", "config": a["config"],
                                  "agent_steps": a["log"][-1]["agent_steps"], "wall_seconds": a["wall_seconds"],
                                  "agent_steps_per_second": a["agent_steps_per_second"], "env": a["env"]}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_json(out / "manifest.json", manifest)
     print(f"dataset in {seconds:.0f} s ({kept / seconds:.0f} kept transitions/s, {workers} workers)")
 
 

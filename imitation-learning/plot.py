@@ -1,7 +1,7 @@
 """Figures from saved results only (results/summary.json, results/pmf_traces/, the dataset manifest).
 
     python plot.py                                        # results/ -> figures/
-    python plot.py --results runs/quick/results --figures runs/quick/figures
+    python plot.py --quick                                # runs/quick/results -> runs/quick/figures
 
 figures/<game>[_<dataset>]_vs_frequencies.png  normalized return (final and best epoch) and smoothness vs
                                    N, with the linear baseline as a band (mean ± std over seeds), paper values
@@ -11,17 +11,20 @@ figures/<game>_data_returns.png    returns of the ppo-sampled episodes per polic
 figures/<game>_pqn_curve.png       the PQN agent's learning curve (snapshots/pqn/<game>/curve.json): training
                                    and epsilon-0.01 evaluation returns, the snapshots the data uses, the target
 The dataset suffix is left out for ppo-sampled (the first figures' names); the dqn-replay-like data figure
-(<game>_dqn-replay-like_data.png) is diagnostics.py's.
+(<game>_dqn-replay-like_data.png) is diagnostics.py's. Figures of a quick run (summary.json `quick`) say
+"quick run" and the data they really used (the quick data is played by a random policy) in their titles,
+and carry no paper values.
 """
 
-import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 import plot_style
-from atari import JOYSTICK_NAMES
+from atari import GAMES, JOYSTICK_NAMES
+from scaffold import Field, parse_config
 
 HERE = Path(__file__).resolve().parent
 LEGACY_DATASET = "ppo-sampled"  # as train.LEGACY_DATASET (not imported: plotting needs no torch)
@@ -29,6 +32,16 @@ LEGACY_DATASET = "ppo-sampled"  # as train.LEGACY_DATASET (not imported: plottin
 
 def stem(game: str, dataset: str) -> str:
     return game if dataset == LEGACY_DATASET else f"{game}_{dataset}"
+
+
+def data_label(results: Path, game: str, dataset: str, quick: bool) -> str:
+    """'<game>, <dataset>' for titles; a quick run says so, and names a random-policy data set as such."""
+    name = dataset
+    manifest = results / (f"dataset_manifest_{game}.json" if dataset == LEGACY_DATASET
+                          else f"dataset_manifest_{game}_{dataset}.json")
+    if manifest.exists() and json.loads(manifest.read_text()).get("config", {}).get("policy") == "random":
+        name = "random-policy data"
+    return f"{game}, quick run ({name})" if quick else f"{game}, {name}"
 # short joystick labels: arrows for the directions, "F" for fire
 ARROWS = {"NOOP": "·", "LEFT": "←", "UPLEFT": "↖", "UP": "↑", "UPRIGHT": "↗", "RIGHT": "→", "DOWNRIGHT": "↘",
           "DOWN": "↓", "DOWNLEFT": "↙", "FIRE": "F"}
@@ -40,7 +53,7 @@ def tick_label(name: str) -> str:
     return ARROWS[name]
 
 
-def vs_frequencies(rows, game, figures, dataset=LEGACY_DATASET):
+def vs_frequencies(rows, game, figures, dataset=LEGACY_DATASET, label=None, quick=False):
     import matplotlib.pyplot as plt
     rows = [r for r in rows if r.get("dataset", LEGACY_DATASET) == dataset]
     lin = [r for r in rows if r["game"] == game and r["head"] == "linear"]
@@ -49,7 +62,7 @@ def vs_frequencies(rows, game, figures, dataset=LEGACY_DATASET):
         return
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     n = [r["num_frequencies"] for r in four]
-    for ax, key, label in ((axes[0], "normalized_return", "normalized return (×100)"), (axes[1], "smoothness", "smoothness (↓)")):
+    for ax, key, ylabel in ((axes[0], "normalized_return", "normalized return (×100)"), (axes[1], "smoothness", "smoothness (↓)")):
         variants = [("_final", "-o", "final epoch"), ("_best", "--s", "best epoch")] if key == "normalized_return" else [("", "-o", "")]
         for suffix, style, what in variants:
             m = np.array([r[key + suffix]["mean"] for r in four])
@@ -61,22 +74,28 @@ def vs_frequencies(rows, game, figures, dataset=LEGACY_DATASET):
                 ax.axhline(lm, color=plot_style.COLORS["linear"], ls="-" if suffix != "_best" else "--",
                            alpha=1.0 if suffix != "_best" else 0.6, label=f"linear head, {what}".rstrip(", "))
                 ax.axhspan(lm - ls, lm + ls, color=plot_style.COLORS["linear"], alpha=0.08)
-        paper = [(r["num_frequencies"], r["paper"][key][0]) for r in four if "paper" in r]
-        if paper:
-            ax.plot(*zip(*paper), "x", color="k", label="paper v1 (Fourier)")
-        if lin and "paper" in lin[0]:
+        points = [] if quick else [(r["num_frequencies"], r["paper"][key][0]) for r in four if "paper" in r]
+        if points:
+            ax.plot(*zip(*points), "x", color="k", label="paper v1 (Fourier)")
+        if not quick and lin and "paper" in lin[0]:
             ax.axhline(lin[0]["paper"][key][0], color="k", ls=":", lw=1, label="paper v1 (linear)")
         ax.set_xlabel("number of frequencies N")
-        ax.set_ylabel(label)
+        ax.set_ylabel(ylabel)
         ax.set_xticks(n)
     seeds = four[0]["n_seeds"]
-    axes[0].set_title(f"{game}, {dataset}: normalized return ({seeds} seeds)")
-    axes[1].set_title(f"{game}, {dataset}: smoothness of rollout PMFs")
+    seeds = f"{seeds} seed{'s' if seeds > 1 else ''}"
+    if quick:  # the longer label on top, the panels' own titles short
+        fig.suptitle(label, fontsize=10)
+        axes[0].set_title(f"normalized return ({seeds})")
+        axes[1].set_title("smoothness of rollout PMFs")
+    else:
+        axes[0].set_title(f"{label or f'{game}, {dataset}'}: normalized return ({seeds})")
+        axes[1].set_title(f"{label or f'{game}, {dataset}'}: smoothness of rollout PMFs")
     axes[0].legend(fontsize=7)
     plot_style.save(fig, figures / f"{stem(game, dataset)}_vs_frequencies.png")
 
 
-def pmfs(results, game, figures, steps=(0, 50, 100, 200), dataset=LEGACY_DATASET):
+def pmfs(results, game, figures, steps=(0, 50, 100, 200), dataset=LEGACY_DATASET, label=None):
     import matplotlib.pyplot as plt
     # <stem>_<head>_seed<k>.npz, the stem without dataset for ppo-sampled
     traces = sorted(t for t in (results / "pmf_traces").glob(f"{stem(game, dataset)}_*.npz")
@@ -106,12 +125,13 @@ def pmfs(results, game, figures, steps=(0, 50, 100, 200), dataset=LEGACY_DATASET
                 ax.set_title(("Linear" if name == "linear" else f"Fourier-{name[7:]}") + " head", fontsize=10)
             if j == 0:
                 ax.set_ylabel(f"step {s}", fontsize=9)
-    fig.suptitle(f"{game}, {dataset}: next-action PMFs during a rollout (last evaluated epoch, seed 123; green dot: "
-                 "the sampled action)", fontsize=10)
+    seed = chosen[0].stem.rsplit("_seed", 1)[1]
+    fig.suptitle(f"{label or f'{game}, {dataset}'}: next-action PMFs during a rollout (last evaluated epoch, seed "
+                 f"{seed}; green dot: the sampled action)", fontsize=10)
     plot_style.save(fig, figures / f"{stem(game, dataset)}_pmfs.png")
 
 
-def per_epoch(summary, game, figures, dataset=LEGACY_DATASET):
+def per_epoch(summary, game, figures, dataset=LEGACY_DATASET, label=None):
     import matplotlib.pyplot as plt
     curves = {}
     for k, v in summary["normalized_return_per_epoch"].items():  # <game>/<dataset>/<head> (older: <game>/<head>)
@@ -131,12 +151,15 @@ def per_epoch(summary, game, figures, dataset=LEGACY_DATASET):
     ax.set_xticks(range(1, 1 + max(len(ys) for seeds in curves.values() for ys in seeds.values())))
     ax.set_xlabel("epoch")
     ax.set_ylabel("normalized return (×100)")
-    ax.set_title(f"{game}, {dataset}: return after each epoch (10 episodes each)")
+    episodes = sorted({r["episodes_per_evaluation"] for r in summary["rows"]
+                       if r["game"] == game and r.get("dataset", LEGACY_DATASET) == dataset})
+    ax.set_title(f"{label or f'{game}, {dataset}'}: return after each epoch "
+                 f"({'/'.join(map(str, episodes))} episode{'s' if episodes != [1] else ''} each)")
     ax.legend(fontsize=8)
     plot_style.save(fig, figures / f"{stem(game, dataset)}_per_epoch.png")
 
 
-def data_returns(results, game, figures):
+def data_returns(results, game, figures, quick=False):
     import matplotlib.pyplot as plt
     path = results / f"dataset_manifest_{game}.json"
     if not path.exists():
@@ -150,15 +173,17 @@ def data_returns(results, game, figures):
     ax.plot(x, q("q50"), "-o", color="k", ms=3, label="median")
     ax.plot(x, q("mean"), "--", color=plot_style.COLORS["fourier"], label="mean")
     ax.axhline(m["splits"]["train"]["returns"]["mean"], color="grey", lw=0.8, ls=":", label="whole train split, mean")
-    ax.set_xticks(x, [f"{p.get('agent_steps', 0) / 1e6:.2f}M" for p in pol], fontsize=8)
-    ax.set_xlabel("PPO snapshot (agent steps when saved)")
+    random = m.get("config", {}).get("policy") == "random"
+    ax.set_xticks(x, ["random" if random else f"{p.get('agent_steps', 0) / 1e6:.2f}M" for p in pol], fontsize=8)
+    ax.set_xlabel("policy" if random else "PPO snapshot (agent steps when saved)")
     ax.set_ylabel("episode return")
-    ax.set_title(f"{game}: returns in the offline dataset (train split)")
+    ax.set_title(f"{data_label(results, game, LEGACY_DATASET, quick)}: returns in the offline data (train split)"
+                 if quick or random else f"{game}: returns in the offline dataset (train split)")
     ax.legend(fontsize=7)
     plot_style.save(fig, figures / f"{game}_data_returns.png")
 
 
-def pqn_curve(curve_file: Path, figures: Path, target_return: float | None = None):
+def pqn_curve(curve_file: Path, figures: Path, target_return: float | None = None, quick: bool = False):
     """Training return (last 100 games) and epsilon-0.01 evaluation return (last 16 games, never learned from)
     against agent steps (frames on top), every evaluation game as a dot, the snapshots saved (ticks: all; the
     committed ones, which the dqn-replay-like data replays, filled), the target return dashed."""
@@ -195,30 +220,44 @@ def pqn_curve(curve_file: Path, figures: Path, target_return: float | None = Non
     top = ax.secondary_xaxis("top", functions=(lambda s: 4 * s, lambda f: f / 4))
     top.set_xlabel("frames (millions; frame skip 4)")
     last = rows[-1]
-    ax.set_title(f"{game}: PQN agent, sticky actions {c['config']['sticky']} ({last['agent_steps'] / 1e6:.1f}M steps)")
+    ax.set_title(f"{game}{', quick run' if quick else ''}: PQN agent, sticky actions {c['config']['sticky']} "
+                 f"({last['agent_steps'] / 1e6:.1f}M steps)")
     ax.legend(fontsize=7, loc="upper left")
     return plot_style.save(fig, figures / f"{game}_pqn_curve.png")
 
 
+@dataclass
+class Config:
+    results: str = Field(str(HERE / "results"), "aggregate.py's output (summary.json, pmf_traces/, manifests)")
+    figures: str = Field(str(HERE / "figures"), "where the figures go")
+    snapshots: str = Field(str(HERE / "snapshots/pqn"), "PQN runs: <game>/curve.json")
+
+
+QUICK = dict(results=str(HERE / "runs/quick/results"), figures=str(HERE / "runs/quick/figures"),
+             snapshots=str(HERE / "runs/quick/snapshots/pqn"))
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results", default=str(HERE / "results"))
-    p.add_argument("--figures", default=str(HERE / "figures"))
-    p.add_argument("--snapshots", default=str(HERE / "snapshots/pqn"), help="PQN runs: <game>/curve.json")
-    args = p.parse_args(argv)
-    results, figures = Path(args.results), Path(args.figures)
+    cfg = parse_config(Config, argv, description=__doc__, quick=QUICK)
+    results, figures = Path(cfg.results), Path(cfg.figures)
+    if not (results / "summary.json").exists():
+        raise SystemExit(f"error: no {results / 'summary.json'}: run aggregate.py{' --quick' if cfg._args.quick else ''} "
+                         "first")
     summary = json.loads((results / "summary.json").read_text())
+    quick = summary.get("quick", False) or cfg._args.quick
+    if quick and figures.resolve() == (HERE / "figures").resolve():
+        raise SystemExit("error: quick results never go into figures/ (use --quick: runs/quick/figures)")
     plot_style.use()
     for game in sorted({r["game"] for r in summary["rows"]}):
         for dataset in sorted({r.get("dataset", LEGACY_DATASET) for r in summary["rows"] if r["game"] == game}):
-            vs_frequencies(summary["rows"], game, figures, dataset)
-            pmfs(results, game, figures, dataset=dataset)
-            per_epoch(summary, game, figures, dataset)
-        data_returns(results, game, figures)
-    from atari import GAMES
-    for curve in sorted(Path(args.snapshots).glob("*/curve.json")):
+            label = data_label(results, game, dataset, quick)
+            vs_frequencies(summary["rows"], game, figures, dataset, label, quick)
+            pmfs(results, game, figures, dataset=dataset, label=label)
+            per_epoch(summary, game, figures, dataset, label)
+        data_returns(results, game, figures, quick)
+    for curve in sorted(Path(cfg.snapshots).glob("*/curve.json")):
         game = curve.parent.name
-        pqn_curve(curve, figures, GAMES[game]["target_return"] if game in GAMES else None)
+        pqn_curve(curve, figures, GAMES[game]["target_return"] if game in GAMES else None, quick)
     print(f"figures in {figures}")
 
 

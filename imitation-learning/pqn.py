@@ -37,13 +37,13 @@ carried; publish_snapshots.py then copies the snapshots the data needs to snapsh
                   end). A rerun with the same out dir resumes from it: the emulators restart (ALE cannot
                   save them), everything else continues; only total_steps, max_seconds, device,
                   num_threads and out_dir may change. SIGTERM stops after the update in progress, saved.
+Bad flags stop with one line before any work; --wandb also logs the learning curve to wandb (offline unless
+WANDB_MODE says otherwise).
 """
 
-import dataclasses
-import json
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,44 +51,42 @@ import torch
 from torch import nn
 
 import atari
-from common import environment, parse_dataclass, pick_device
+import scaffold
+from scaffold import Field, Tracker, config_dict, pick_device, provenance, write_json
 
 HERE = Path(__file__).resolve().parent
 
 
 @dataclass
 class Config:
-    game: str = field(default="Seaquest", metadata={"help": "game (atari.GAMES)"})
-    total_steps: int = field(default=10_000_000, metadata={
-        "help": "stop after this many agent steps (x4 frames); may be raised when resuming"})
-    num_envs: int = field(default=128, metadata={"help": "training games (PQN: 128)"})
-    num_steps: int = field(default=32, metadata={"help": "steps per game and update (PQN: 32)"})
-    num_minibatches: int = field(default=32, metadata={"help": "minibatches per pass over a rollout (PQN: 32)"})
-    update_epochs: int = field(default=2, metadata={"help": "passes over each rollout (PQN: 2)"})
-    lr: float = field(default=2.5e-4, metadata={"help": "RAdam learning rate, constant (PQN Atari)"})
-    gamma: float = field(default=0.99, metadata={"help": "discount"})
-    q_lambda: float = field(default=0.65, metadata={"help": "lambda of the Q(lambda) targets (PQN: 0.65)"})
-    eps_start: float = field(default=1.0, metadata={"help": "exploration epsilon at step 0"})
-    eps_end: float = field(default=0.01, metadata={"help": "epsilon after the decay (DQN-replay's agent: 0.01)"})
-    eps_decay_steps: int = field(default=1_000_000, metadata={"help": "agent steps of the linear epsilon decay"})
-    max_grad_norm: float = field(default=10.0, metadata={"help": "gradient norm clip (PQN: 10)"})
-    hidden: int = field(default=64, metadata={"help": "units after the torso; 64 -> 0.56 MB fp16 snapshot"})
-    life_loss_terminal: bool = field(default=True, metadata={
-        "help": "a lost life ends the bootstrap of the targets (the game goes on)"})
-    sticky: float = field(default=0.25, metadata={"help": "sticky-action probability (DQN-replay: 0.25)"})
-    eval_envs: int = field(default=8, metadata={"help": "extra games acting with eval_epsilon, not learned from"})
-    eval_epsilon: float = field(default=0.01, metadata={"help": "epsilon of the evaluation games"})
-    snapshot_every: int = field(default=125_000, metadata={
-        "help": "agent steps between fp16 snapshots (80 in 10M steps)"})
-    log_every: int = field(default=50_000, metadata={"help": "agent steps between learning-curve rows"})
-    max_seconds: float = field(default=0.0, metadata={
-        "help": "stop (checkpoint saved) after this many seconds of this process; 0: no limit"})
-    seed: int = field(default=1, metadata={"help": "seeds the network, exploration, minibatches and games"})
-    num_threads: int = field(default=0, metadata={"help": "ALE threads; 0: one per core"})
-    out_dir: str = field(default="", metadata={
-        "help": "default runs/pqn/<game> (quick: runs/quick/snapshots/pqn/<game>, where make_dataset --quick looks)"})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:1"})
-    quick: bool = field(default=False, metadata={"help": "tiny CPU preset, written under runs/quick/"})
+    game: str = Field("Seaquest", "game", choices=tuple(atari.GAMES))
+    total_steps: int = Field(10_000_000, "stop after this many agent steps (x4 frames); may be raised when resuming",
+                             low=1)
+    num_envs: int = Field(128, "training games (PQN: 128)", low=1)
+    num_steps: int = Field(32, "steps per game and update (PQN: 32)", low=1)
+    num_minibatches: int = Field(32, "minibatches per pass over a rollout (PQN: 32)", low=1)
+    update_epochs: int = Field(2, "passes over each rollout (PQN: 2)", low=1)
+    lr: float = Field(2.5e-4, "RAdam learning rate, constant (PQN Atari)", low=0.0, low_open=True)
+    gamma: float = Field(0.99, "discount", low=0.0, high=1.0)
+    q_lambda: float = Field(0.65, "lambda of the Q(lambda) targets (PQN: 0.65)", low=0.0, high=1.0)
+    eps_start: float = Field(1.0, "exploration epsilon at step 0", low=0.0, high=1.0)
+    eps_end: float = Field(0.01, "epsilon after the decay (DQN-replay's agent: 0.01)", low=0.0, high=1.0)
+    eps_decay_steps: int = Field(1_000_000, "agent steps of the linear epsilon decay", low=0)
+    max_grad_norm: float = Field(10.0, "gradient norm clip (PQN: 10)", low=0.0, low_open=True)
+    hidden: int = Field(64, "units after the torso; 64 -> 0.56 MB fp16 snapshot", low=1)
+    life_loss_terminal: bool = Field(True, "a lost life ends the bootstrap of the targets (the game goes on)")
+    sticky: float = Field(0.25, "sticky-action probability (DQN-replay: 0.25)", low=0.0, high=1.0)
+    eval_envs: int = Field(8, "extra games acting with eval_epsilon, not learned from", low=0)
+    eval_epsilon: float = Field(0.01, "epsilon of the evaluation games", low=0.0, high=1.0)
+    snapshot_every: int = Field(125_000, "agent steps between fp16 snapshots (80 in 10M steps)", low=1)
+    log_every: int = Field(50_000, "agent steps between learning-curve rows", low=1)
+    max_seconds: float = Field(0.0, "stop (checkpoint saved) after this many seconds of this process; 0: no limit",
+                               low=0.0)
+    seed: int = Field(1, "seeds the network, exploration, minibatches and games", low=0)
+    num_threads: int = Field(0, "ALE threads; 0: one per core", low=0)
+    out_dir: str = Field("", "default runs/pqn/<game> (quick: runs/quick/snapshots/pqn/<game>, where make_dataset "
+                         "--quick looks)")
+    device: str = Field("auto", "auto | cpu | cuda | cuda:1")
 
 
 QUICK = dict(total_steps=1024, num_envs=8, num_steps=16, num_minibatches=4, eval_envs=2, hidden=16,
@@ -98,15 +96,19 @@ RESUMABLE_CHANGES = ("total_steps", "max_seconds", "num_threads", "out_dir", "de
 
 
 def parse_config(argv=None) -> Config:
-    help = {f.name: f.metadata["help"] for f in dataclasses.fields(Config)}
-    cfg, parser = parse_dataclass(Config, argv, __doc__, QUICK, help)
-    if cfg.game not in atari.GAMES:
-        parser.error(f"unknown game {cfg.game!r}; choose from {', '.join(atari.GAMES)}")
+    cfg = scaffold.parse_config(Config, argv, description=__doc__, quick=QUICK, extra=lambda p: p.add_argument(
+        "--wandb", action="store_true", help="also log the learning curve to wandb (offline unless WANDB_MODE says "
+        "otherwise)"))
     if (cfg.num_envs * cfg.num_steps) % cfg.num_minibatches:
-        parser.error("num_minibatches must divide num_envs * num_steps")
+        raise SystemExit("error: --num-minibatches must divide --num-envs * --num-steps")
     if not cfg.out_dir:
-        cfg.out_dir = str(HERE / ("runs/quick/snapshots/pqn" if cfg.quick else "runs/pqn") / cfg.game)
+        cfg.out_dir = str(HERE / ("runs/quick/snapshots/pqn" if cfg._args.quick else "runs/pqn") / cfg.game)
     return cfg
+
+
+def run_config(cfg: Config) -> dict:
+    """The config as the checkpoint and curve.json store it (with `quick`, as before the scaffold)."""
+    return {**config_dict(cfg), "quick": cfg._args.quick}
 
 
 # ---- network and snapshots ------------------------------------------------------------------------
@@ -192,18 +194,12 @@ def load_checkpoint(cfg: Config, out: Path, device):
                              f"(carry it) to resume, or use another --out-dir")
         return None
     blob = torch.load(ckpt, map_location=device, weights_only=False)
-    mine = dataclasses.asdict(cfg)
+    mine = run_config(cfg)
     differ = [k for k in mine if k not in RESUMABLE_CHANGES and blob["config"].get(k) != mine[k]]
     if differ:
         raise SystemExit(f"error: {ckpt} was made with other settings ({', '.join(differ)}); "
                          f"use the same ones or another --out-dir")
     return blob
-
-
-def write_json(path: Path, obj):
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    tmp.replace(path)
 
 
 # ---- training -------------------------------------------------------------------------------------
@@ -250,6 +246,7 @@ def main(argv=None):
         torch.backends.cudnn.benchmark = True
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    tracker = Tracker(cfg._args.wandb, "fourier-head-pqn", run_config(cfg), name=f"pqn/{cfg.game}", directory=out)
     N, E, T = cfg.num_envs, cfg.eval_envs, cfg.num_steps
     batch = N * T
 
@@ -296,7 +293,7 @@ def main(argv=None):
     seconds_before, previous_sessions = state["seconds"], state["sessions"]
     clock = {"env": 0.0, "act": 0.0, "learn": 0.0}
 
-    env_info = environment(device)
+    env_info = provenance(device, ale_py=atari.ale_version())
 
     def save():
         """checkpoint.pt and curve.json as the run stands now (the session so far included)."""
@@ -311,11 +308,11 @@ def main(argv=None):
         running = {"env": envs.get_state(), "obs": obs_np.copy(), "lives": lives.copy(),
                    "ep_return": ep_return.copy(), "ep_len": ep_len.copy()} if hasattr(envs, "get_state") else None
         tmp = out / "checkpoint.tmp"
-        torch.save({"config": dataclasses.asdict(cfg), "model": net.state_dict(), "opt": opt.state_dict(),
+        torch.save({"config": run_config(cfg), "model": net.state_dict(), "opt": opt.state_dict(),
                     "rng": rng.bit_generator.state, "perm_gen": perm_gen.get_state(), "running": running,
                     "state": {**state, "sessions": sessions}}, tmp)
         tmp.replace(out / "checkpoint.pt")
-        write_json(out / "curve.json", {"config": dataclasses.asdict(cfg), "algorithm": "PQN", "rows": state["rows"],
+        write_json(out / "curve.json", {"config": run_config(cfg), "algorithm": "PQN", "rows": state["rows"],
                                         "snapshots": state["snapshots"], "sessions": sessions,
                                         "train_episodes": state["train_episodes"],
                                         "eval_episodes": state["eval_episodes"]})
@@ -372,6 +369,7 @@ def main(argv=None):
             r = curve_row(cfg, state, window, seconds_before + time.time() - t0,
                           (steps - start_steps) / max(time.time() - t0, 1e-9))
             state["rows"].append(r)
+            tracker.log({k: v for k, v in r.items() if isinstance(v, (int, float))}, step=steps)
             print(f"{steps:>11,} steps  eps {r['epsilon']:.3f}  return: train {r['train_return_mean']} "
                   f"(last 100: {r['train_return_last100']}), eval {r['eval_return_mean']} (last 16: "
                   f"{r['eval_return_last16']})  td {r['td_loss']:.4f}  q {r['q_mean']:.2f}  "
@@ -398,6 +396,7 @@ def main(argv=None):
         print("stopping on SIGTERM", flush=True)
     s = save()
     envs.close()
+    tracker.finish()
     signal.signal(signal.SIGTERM, previous_handler)
     print(f"PQN: {s['end_agent_steps'] - s['start_agent_steps']:,} agent steps in {s['wall_seconds']:.0f} s "
           f"({s['agent_steps_per_second']:.0f} steps/s; env {s['env_seconds']:.0f} s, act {s['act_seconds']:.0f} s, "

@@ -16,25 +16,28 @@ from pathlib import Path
 
 import torch
 
-from common import parse_dataclass
+import atari
 from make_dataset import spread
+from scaffold import Field, parse_config
 
 HERE = Path(__file__).resolve().parent
 
 
 @dataclass
 class Config:
-    game: str = "Seaquest"
-    source: str = ""             # default runs/pqn/<game> (pqn.py's out dir)
-    target: str = ""             # default snapshots/pqn/<game> (make_dataset.py's for dqn-replay-like)
-    count: int = 50              # snapshots kept, evenly spread over those at or after min_agent_steps
-    min_agent_steps: int = 0
+    game: str = Field("Seaquest", "game", choices=tuple(atari.GAMES))
+    source: str = Field("", "default runs/pqn/<game> (pqn.py's out dir)")
+    target: str = Field("", "default snapshots/pqn/<game> (make_dataset.py's for dqn-replay-like)")
+    count: int = Field(50, "snapshots kept, evenly spread over those at or after min_agent_steps", low=1)
+    min_agent_steps: int = Field(0, "leave out snapshots saved before this many agent steps", low=0)
 
 
 def main(argv=None):
-    cfg, _ = parse_dataclass(Config, argv, __doc__)
+    cfg = parse_config(Config, argv, description=__doc__)
     source = Path(cfg.source or HERE / "runs/pqn" / cfg.game)
     target = Path(cfg.target or HERE / "snapshots/pqn" / cfg.game)
+    if not (source / "curve.json").exists():
+        raise SystemExit(f"error: no curve.json in {source}: the snapshots come with their learning curve")
     found = [f for f in sorted(source.glob("policy_*.pt"))
              if torch.load(f, map_location="cpu", weights_only=True)["agent_steps"] >= cfg.min_agent_steps]
     if not found:

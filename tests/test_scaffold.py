@@ -133,3 +133,13 @@ def test_parse_config_presets_checks_inf_and_percent(capsys):
     with pytest.raises(SystemExit) as e:
         scaffold.parse_config(C, ["--help"])
     assert e.value.code == 0 and "in % of nothing" in capsys.readouterr().out
+
+
+def test_negative_scientific_value_is_a_value_not_a_flag(capsys):
+    @dataclass
+    class C:
+        lr: float = Field(1e-3, "learning rate", low=0.0, low_open=True)
+
+    with pytest.raises(SystemExit) as e:
+        parse_config(C, ["--lr", "-1e-3"])
+    assert e.value.code == 2 and "error: --lr must be > 0.0 (got -0.001)" in capsys.readouterr().err

@@ -5,8 +5,7 @@
 # it measures over its steps 100-200, so that 5 epochs + 5 evaluations fit what is left after the dataset.
 source "$(dirname "$0")/common.sh"
 T0=$(date +%s); BUDGET=${BUDGET:-550}
-[[ -f data/Seaquest/manifest.json ]] || python3 make_dataset.py --workers 8 --num-envs 16 2>&1
-cp data/Seaquest/manifest.json "$OUT/manifest.json"
+ppo_data manifest.json
 LEFT=$(( BUDGET - ($(date +%s) - T0) ))
 echo "seconds left for the DTs: $LEFT"
 mkdir -p runs/logs
@@ -18,11 +17,9 @@ for h in "linear" "fourier --num-frequencies 8" "fourier --num-frequencies 14"; 
     PIDS+=($!)
   done
 done
-( while sleep 20; do tar czf "$OUT/dt_runs.tgz.tmp" --exclude ckpt.pt --exclude ckpt.pt.tmp runs/Seaquest runs/logs 2>/dev/null \
-    && mv "$OUT/dt_runs.tgz.tmp" "$OUT/dt_runs.tgz"; done ) &
-COPIER=$!
+start_copier 20 dt_runs.tgz runs/Seaquest runs/logs
 wait "${PIDS[@]}"
 kill $COPIER
-tar czf "$OUT/dt_runs.tgz" --exclude ckpt.pt --exclude ckpt.pt.tmp runs/Seaquest runs/logs
+pack_runs dt_runs.tgz runs/Seaquest runs/logs
 grep -h "epoch" runs/logs/*.log | tail -40
 ls -la "$OUT"

@@ -5,8 +5,7 @@
 # unpack it over imitation-learning/ (it replaces runs/Seaquest/linear), then
 #   python aggregate.py --update-readme && python plot.py
 source "$(dirname "$0")/common.sh"
-[[ -f data/Seaquest/manifest.json ]] || python3 make_dataset.py --workers 8 --num-envs 16 2>&1
-cp data/Seaquest/manifest.json "$OUT/manifest_call3.json"
+ppo_data manifest_call3.json
 rm -rf runs/Seaquest/linear; mkdir -p runs/logs
 PIDS=()
 for s in ${SEEDS:-123 231}; do
@@ -14,10 +13,8 @@ for s in ${SEEDS:-123 231}; do
     > "runs/logs/linear_$s.log" 2>&1 &
   PIDS+=($!)
 done
-( while sleep 20; do tar czf "$OUT/dt_runs_linear.tgz.tmp" --exclude ckpt.pt --exclude ckpt.pt.tmp runs/Seaquest/linear runs/logs 2>/dev/null \
-    && mv "$OUT/dt_runs_linear.tgz.tmp" "$OUT/dt_runs_linear.tgz"; done ) &
-COPIER=$!
+start_copier 20 dt_runs_linear.tgz runs/Seaquest/linear runs/logs
 wait "${PIDS[@]}"
 kill $COPIER
-tar czf "$OUT/dt_runs_linear.tgz" --exclude ckpt.pt --exclude ckpt.pt.tmp runs/Seaquest/linear runs/logs
+pack_runs dt_runs_linear.tgz runs/Seaquest/linear runs/logs
 grep -h "epoch" runs/logs/linear_*.log

@@ -9,8 +9,7 @@
 source "$(dirname "$0")/common.sh"
 T0=$(date +%s); BUDGET=${BUDGET:-570}
 nvidia-smi --query-gpu=name --format=csv,noheader
-[[ -f data/Seaquest/manifest.json ]] || python3 make_dataset.py --workers 8 --num-envs 16 2>&1 | grep -v "it/s"
-cp data/Seaquest/manifest.json "$OUT/manifest.json"
+ppo_data manifest.json
 LEFT=$(( BUDGET - ($(date +%s) - T0) ))
 echo "seconds left for the DTs: $LEFT"
 mkdir -p runs/logs
@@ -25,12 +24,10 @@ for h in ${HEADS:-linear fourier8 fourier14}; do
     PIDS+=($!)
   done
 done
-( while sleep 30; do tar czf "$OUT/dt_full.tgz.tmp" --exclude ckpt.pt --exclude ckpt.pt.tmp runs/Seaquest runs/logs 2>/dev/null \
-    && mv "$OUT/dt_full.tgz.tmp" "$OUT/dt_full.tgz"; done ) &
-COPIER=$!
+start_copier 30 dt_full.tgz runs/Seaquest runs/logs
 [[ ${#PIDS[@]} -gt 0 ]] && wait "${PIDS[@]}"
 kill $COPIER
-tar czf "$OUT/dt_full.tgz" --exclude ckpt.pt --exclude ckpt.pt.tmp runs/Seaquest runs/logs
+pack_runs dt_full.tgz runs/Seaquest runs/logs
 grep -h "^epoch\|resuming\|finished" runs/logs/*.log | tail -40
 for f in runs/Seaquest/*/seed*/metrics.json; do echo "done: $f"; done
 echo "call wall: $(( $(date +%s) - T0 )) s"

@@ -195,6 +195,22 @@ def test_cpu_smoke_run(tmp_path):
         assert (h["train_regularization"] > 0) == (head[1] == "fourier")
         env = json.loads((out / "env.json").read_text())
         assert env["data_sha256_actions_rewards"]["train"] == manifest["splits"]["train"]["sha256_actions_rewards"]
+    # reruns of the linear run: finished -> nothing to do; unfinished -> resumed from ckpt.pt, same numbers;
+    # other settings -> one line naming them
+    args = py + ["train.py", "--quick", "--device", "cpu", "--data-dir", str(data), "--out-dir", str(runs / "linear"),
+                 "--head", "linear"]
+    p = subprocess.run(args, cwd=HERE, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "nothing to do" in p.stdout
+    metrics = runs / "linear" / "metrics.json"
+    before = json.loads(metrics.read_text())
+    metrics.unlink()
+    p = subprocess.run(args, cwd=HERE, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "resuming" in p.stdout, p.stderr
+    after = json.loads(metrics.read_text())
+    assert {k for k in before if before[k] != after[k]} <= {"wall_seconds"}
+    p = subprocess.run(args + ["--lr", "0.001"], cwd=HERE, capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert p.stderr.strip().startswith("error:") and "lr: 0.0006 -> 0.001" in p.stderr
 
 
 # ---- aggregation ----------------------------------------------------------------------------------------

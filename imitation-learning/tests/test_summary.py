@@ -48,13 +48,31 @@ def test_run_folders_of_the_two_datasets_never_collide():
 
 def test_a_run_folder_refuses_other_settings_or_other_data(tmp_path):
     cfg = train.parse_config(["--dataset", "dqn-replay-like", "--seed", "42", "--out-dir", str(tmp_path)])
-    saved = {**train.asdict(cfg), "epoch_samples_resolved": 1000}
-    train.check_same_run(tmp_path, {**saved, "max_seconds": 99.0, "device": "cuda"}, cfg)  # may differ
+    ident = {"data_sha256_actions_rewards": HASHES}
+    saved = {**train.run_config(cfg), "epoch_samples_resolved": 1000, "num_params": 7}  # as train.py leaves it
+
+    def claim(config, c=cfg):
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        return train.claim_run(c, ident, rank=0, world=1)
+    assert claim({**saved, "max_seconds": 99.0, "device": "cuda"}) == "resume"  # may differ
     with pytest.raises(SystemExit, match="dataset"):
-        train.check_same_run(tmp_path, {**saved, "dataset": "ppo-sampled"}, cfg)
+        claim({**saved, "dataset": "ppo-sampled"})
     legacy = {k: v for k, v in saved.items() if k not in ("dataset", "final_eval_episodes")}
-    with pytest.raises(SystemExit, match="dataset"):  # a config without `dataset` is a ppo-sampled run
-        train.check_same_run(tmp_path, legacy, cfg)
+    with pytest.raises(SystemExit, match="dataset"):  # a config from before the dataset field: not this run
+        claim(legacy)
+    (tmp_path / "env.json").write_text(json.dumps({"data_sha256_actions_rewards": {"train": "c" * 64}}))
+    with pytest.raises(SystemExit, match="differs from what"):  # resuming on other data
+        claim(saved)
+    (tmp_path / "env.json").unlink()
+    (tmp_path / "metrics.json").write_text("{}")
+    assert claim(saved) == "done"
+    with pytest.raises(SystemExit, match=r"lr: 0\.0006 -> 0\.001.*--force"):  # finished, other settings
+        claim(saved, train.parse_config(["--dataset", "dqn-replay-like", "--seed", "42", "--out-dir", str(tmp_path),
+                                         "--lr", "1e-3"]))
+    forced = train.parse_config(["--dataset", "dqn-replay-like", "--seed", "42", "--out-dir", str(tmp_path),
+                                 "--lr", "1e-3", "--force"])
+    assert claim(saved, forced) == "new" and not (tmp_path / "metrics.json").exists()
+    assert json.loads((tmp_path / "config.json").read_text())["lr"] == 1e-3
     (tmp_path / "manifest.json").write_text(json.dumps({"dataset": "ppo-sampled", "splits": {}}))
     with pytest.raises(SystemExit, match="holds the ppo-sampled dataset"):
         train.data_identity(tmp_path, "dqn-replay-like")
@@ -203,6 +221,25 @@ def test_committed_ppo_sampled_rows_are_carried_over_unchanged(tmp_path):
     # regenerating from its own output changes nothing
     again = _aggregate(tmp_path, results)
     assert again == s
+
+
+def test_quick_tables_claim_nothing(tmp_path):
+    """A quick run (config.json `quick`): no paper columns, no std of one seed, no '0k windows', and it never
+    reaches the README."""
+    runs = tmp_path / "runs"
+    for head, n in (("linear", 0), ("fourier", 4)):
+        _run(runs, "ppo-sampled", head, n, 123, 2)
+        cfg_file = train.run_dir(runs, "ppo-sampled", "Seaquest", "linear" if n == 0 else f"fourier{n}", 123) / "config.json"
+        cfg_file.write_text(json.dumps({**json.loads(cfg_file.read_text()), "quick": True, "context": 8}))
+    with pytest.raises(SystemExit, match="quick runs never go into"):
+        aggregate.main(["--runs", str(runs), "--results", str(tmp_path / "results"), "--update-readme",
+                        "--readme", str(tmp_path / "README.md")])
+    s = _aggregate(tmp_path)
+    assert s["quick"] is True and not any("paper" in r for r in s["rows"])
+    table = (tmp_path / "results/table.md").read_text()
+    assert "paper" not in table and "±" not in table and "0k" not in table, table
+    assert "(one seed: no interval, no test)" in table
+    assert aggregate.windows(640) == "640" and aggregate.windows(2_540_000) == "2.54M"
 
 
 # ---- paired statistics ----------------------------------------------------------------------------
