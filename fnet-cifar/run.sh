@@ -10,14 +10,14 @@
 # Other flags go to grid.py (e.g. --seeds 0 1 2 3, --epochs-fmnist 50, --device cuda, --compile, --force);
 # OUT (default runs/converged, relative to fnet-cifar/) is the grid's run folder.
 # Finished runs are skipped, so an interrupted grid resumes; a failed run stops the chain before aggregation.
-# Interpreter: the repository's .venv if present, else $PYTHON, else python3.
+# Interpreter: $PYTHON if set, else the repository's .venv if present, else python3.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(cd .. && pwd)
-if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY=${PYTHON:-python3}; fi
+PY=${PYTHON:-$([ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3)}
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"  # scaffold.py, plot_style.py when the repo is not pip-installed
 case "${1:-}" in
-  -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,13p' run.sh | sed 's/^# \{0,1\}//'; exit 0 ;;
   --quick)
     shift
     "$PY" grid.py --quick "$@"

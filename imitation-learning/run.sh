@@ -9,15 +9,15 @@
 # Environment: SEEDS (default "123 231"), HEADS (default "linear fourier:8 fourier:14"), EXTRA (more
 # train.py flags, e.g. "--epoch-samples 128000"). Finished runs are skipped; stopped ones resume; a run
 # folder holding other settings stops that run with one line naming them (EXTRA="--force" starts afresh).
-# Interpreter: the repository's .venv if present, else $PYTHON, else python3.
+# Interpreter: $PYTHON if set, else the repository's .venv if present, else python3.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(cd .. && pwd)
-if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY=${PYTHON:-python3}; fi
+PY=${PYTHON:-$([ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3)}
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"  # scaffold.py, fourier_head.py, plot_style.py
 GAME=${GAME:-Seaquest}
 case "${1:-}" in
-  -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,12p' run.sh | sed 's/^# \{0,1\}//'; exit 0 ;;
   --quick)
     "$PY" make_dataset.py --quick --game "$GAME"
     "$PY" train.py --quick --game "$GAME" --head linear ${EXTRA:-}

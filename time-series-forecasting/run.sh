@@ -15,19 +15,19 @@
 #   bash run.sh --pilot     the same at 1,500 steps (a few minutes)
 # Then aggregate.py (-> results/) and plot.py (-> figures/). Finished runs with the same settings are
 # skipped, interrupted ones resume from their checkpoint, a run directory holding other settings stops
-# the run (train.py --force overwrites). Interpreter: the repository's .venv if present, else $PYTHON,
+# the run (train.py --force overwrites). Interpreter: $PYTHON if set, else the repository's .venv if present,
 # else python3. Env: BUDGET (training seconds, default 330), COPY_TO (a folder that receives tarballs
 # of the run outputs after each stage), FOURIER_HEAD_COMMIT (the commit env.json records where the
 # checkout has no .git, e.g. a GPU machine; git's answer wins where there is one).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT="$(cd .. && pwd)"
-if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY=${PYTHON:-python3}; fi
+PY=${PYTHON:-$([ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3)}
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 export PYTHONPATH="$ROOT:${PYTHONPATH:-}"   # fourier_head.py and scaffold.py at the repository root
 MODE=${1:-}
 case "$MODE" in
-  -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | cut -c3-; exit 0 ;;
+  -h|--help) sed -n '2,/^set -euo/p' run.sh | grep '^#' | cut -c3-; exit 0 ;;
   ""|--quick|--paper|--ablations|--ddp|--slice|--pilot) ;;
   *) echo "error: unknown mode '$MODE' (bash run.sh --help lists them)" >&2; exit 2 ;;
 esac

@@ -10,11 +10,11 @@
 # Env: SEEDS (main and 15-epoch grids, default 0,1,2,3,4), SPLIT_SEEDS (odd/even grid, default 0,1,2),
 #      JOBS (parallel training processes; 6 share one H100 well), DEVICE (auto | cpu | cuda | cuda:N).
 # Finished runs (runs/.../metrics.json) are skipped, so an interrupted run.sh resumes where it stopped.
-# Interpreter: the repository's .venv if present, else $PYTHON, else python3.
+# Interpreter: $PYTHON if set, else the repository's .venv if present, else python3.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(cd .. && pwd)
-if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY=${PYTHON:-python3}; fi
+PY=${PYTHON:-$([ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3)}
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"  # scaffold.py, fourier_head.py when the repo is not pip-installed
 SEEDS=${SEEDS:-0,1,2,3,4}
 SPLIT_SEEDS=${SPLIT_SEEDS:-0,1,2}
@@ -23,7 +23,7 @@ DEVICE=${DEVICE:-auto}
 DRY=${DRY:+--dry-run}
 
 case "${1:-}" in
-  -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,13p' run.sh | sed 's/^# \{0,1\}//'; exit 0 ;;
   --quick)
     export PYTHONDONTWRITEBYTECODE=1  # nothing outside runs/quick/, not even __pycache__/
     "$PY" sweep.py --quick --seeds 0 --device "$DEVICE" $DRY
