@@ -1,7 +1,6 @@
 """Tests of the training data (kernel bank, pool disjointness), the tokenizer oracle and KV-cache sampling.
 CPU, no network, a few seconds each."""
 
-import json
 import os
 import sys
 from pathlib import Path

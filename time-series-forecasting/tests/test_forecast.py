@@ -20,13 +20,6 @@ import forecast  # noqa: E402
 from model import ModelConfig, build_model  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):

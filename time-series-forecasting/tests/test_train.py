@@ -21,14 +21,6 @@ import train  # noqa: E402
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=f"{HERE.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is as fast, and far faster on a busy shared CPU (subprocesses: OMP_NUM_THREADS)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def quick(tmp_path, *extra):
     return ["--quick", "--steps", "8", "--batch-size", "4", "--ckpt-every", "4", "--log-every", "2",
