@@ -39,7 +39,7 @@ from torch import nn
 from tqdm import tqdm
 
 from fourier_head import Fourier_Head, regularization_loss, smoothness
-from scaffold import Field, config_dict, parse_config, pick_device, prepare_run, update_block, write_json
+from scaffold import Field, Tracker, config_dict, parse_config, pick_device, prepare_run, update_block, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # misc/: misc_common
 from misc_common import Clock, measured, refuse_quick_into_committed  # noqa: E402
@@ -157,7 +157,7 @@ def kl_divergence(true_pmf: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
     return torch.where(true_pmf > 0, terms, torch.zeros_like(terms)).sum(-1)
 
 
-def train_target(target: str, config: Config, device: torch.device) -> dict:
+def train_target(target: str, config: Config, device: torch.device, tracker: Tracker | None = None) -> dict:
     torch.manual_seed(config.seed)
     sampler = torch.Generator(device).manual_seed(config.seed)
     rows, m, batch = config.max_frequencies, config.num_bins, config.batch_size
@@ -185,6 +185,9 @@ def train_target(target: str, config: Config, device: torch.device) -> dict:
                 probs = torch.softmax(model(), dim=-1).double()
             history["step"].append(step)
             history["kl"].append(kl_divergence(true_pmf, probs).tolist())
+            if tracker is not None:
+                tracker.log({f"{target}/kl_mean_over_N": sum(history["kl"][-1]) / rows, f"{target}/loss": loss.item()},
+                            step=step)
 
     with torch.no_grad():
         probs = torch.softmax(model(), dim=-1).double()  # the distribution the CE loss trains
@@ -209,12 +212,16 @@ def run_name(target: str, config: Config) -> str:
 
 
 def main(argv=None) -> None:
-    cfg = parse_config(Config, argv, description=__doc__, quick=QUICK, extra=lambda p: p.add_argument(
-        "--force", action="store_true", help="retrain a target whose run directory holds other settings"))
+    def extra(parser):
+        parser.add_argument("--force", action="store_true", help="retrain a target whose run directory holds other settings")
+        parser.add_argument("--wandb", action="store_true", help="also log to wandb (offline unless WANDB_MODE says otherwise)")
+
+    cfg = parse_config(Config, argv, description=__doc__, quick=QUICK, extra=extra)
     quick = cfg._args.quick
     refuse_quick_into_committed(HERE, quick, out_dir=cfg.out_dir, fig_dir=cfg.fig_dir, gif=cfg.gif)
     device = pick_device(cfg.device)
     torch.set_num_threads(cfg.threads)
+    tracker = Tracker(cfg._args.wandb, "fourier-head-demo", config_dict(cfg), directory=cfg.runs_dir)
     results, wall, cpu = {}, 0.0, 0.0
     for target in cfg.targets:
         run_dir = Path(cfg.runs_dir) / run_name(target, cfg)
@@ -225,7 +232,7 @@ def main(argv=None) -> None:
             print(f"{target}: found {metrics_path}, skipping")
         else:
             clock = Clock()
-            metrics = train_target(target, cfg, device)
+            metrics = train_target(target, cfg, device, tracker)
             metrics.update(clock.seconds())
             write_json(run_dir / "env.json", measured(device))
             write_json(metrics_path, metrics, indent=None)
@@ -236,6 +243,7 @@ def main(argv=None) -> None:
         print(f"{target}: KL N=1 {kl[0]:.4f} -> N={len(kl)} {kl[-1]:.4f}; smoothness {s[0]:.4f} -> {s[-1]:.4f} "
               f"(true {results[target]['true_smoothness']:.4f})")
 
+    tracker.finish()
     pick = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= cfg.max_frequencies]
     summary = {
         "experiment": "head-demo",
