@@ -266,7 +266,10 @@ def provenance(device=None, **extra) -> dict:
 
     device = torch.device(device) if device is not None else None
     gpu = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" else None
-    return {"commit": git_commit(), "python": sys.version.split()[0], "torch": torch.__version__,
+    commit, named = git_commit(), os.environ.get("FOURIER_HEAD_COMMIT")
+    if named and not (commit.startswith(named) or named.startswith(commit.split("+")[0])):
+        extra.setdefault("commit_named", named)  # a checkout whose git disagrees with the commit it was told
+    return {"commit": commit, "python": sys.version.split()[0], "torch": torch.__version__,
             "numpy": numpy.__version__, "platform": platform.platform(), "cpu_count": os.cpu_count(),
             "device": str(device) if device is not None else None, "gpu": gpu,
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),

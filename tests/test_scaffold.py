@@ -143,3 +143,10 @@ def test_negative_scientific_value_is_a_value_not_a_flag(capsys):
     with pytest.raises(SystemExit) as e:
         parse_config(C, ["--lr", "-1e-3"])
     assert e.value.code == 2 and "error: --lr must be > 0.0 (got -0.001)" in capsys.readouterr().err
+
+
+def test_provenance_keeps_a_named_commit_that_git_contradicts(monkeypatch):
+    monkeypatch.setenv("FOURIER_HEAD_COMMIT", "0000000")
+    assert scaffold.provenance()["commit_named"] == "0000000"
+    monkeypatch.setenv("FOURIER_HEAD_COMMIT", scaffold.git_commit().split("+")[0])
+    assert "commit_named" not in scaffold.provenance()
