@@ -6,7 +6,9 @@
 #                 ~20 s; the job runs detached (the copy there has no .git: scaffold.git_commit() then reads
 #                 FOURIER_HEAD_COMMIT into every env.json)
 #   GPU call 2+:  bash toy_example_audio/scripts/gpu_job.sh wait 540       # waits <= 540 s, then bundles $OUT
-#   carry:        toy_example_audio/gpu_carry  toy_example_audio/data/features
+#   carry:        toy_example_audio/gpu_carry only (7.5 MB; with the ~56 MB repository under the 64 MiB a call
+#                 carries). The job renders the clips and builds the features there (the pretrained arm needs
+#                 the audio anyway); carrying data/features (28 MB) too no longer fits.
 #
 # The job renders the dataset there (same bytes: data.py checks the manifest's SHA-256 against ours in
 # results/dataset.json), then runs, in this order (STAGES, default all four):
