@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import plot_style
-from scaffold import provenance
+from scaffold import provenance, update_block, write_json
 
 MISC = Path(__file__).resolve().parent
 
@@ -81,3 +81,16 @@ def save_figure(fig, path, quick: bool) -> Path:
     if quick:
         fig.suptitle(quick_title(fig.get_suptitle(), quick).rstrip(": "), color="#c0392b", y=1.02)
     return plot_style.save(fig, path)
+
+
+def save_study(out_dir: Path, config: dict, env: dict, results_path: Path, results: dict, summary: dict,
+               readme: Path, readme_blocks, committed: bool) -> None:
+    """A study's outputs: config.json, env.json, its results JSON and summary.json (each atomic); then, for a
+    full run into the committed results/, the README blocks regenerated from them (`readme_blocks()`)."""
+    write_json(out_dir / "config.json", config)
+    write_json(out_dir / "env.json", env)
+    write_json(results_path, results, indent=None)
+    write_json(out_dir / "summary.json", summary)
+    if committed:
+        for name, text in readme_blocks().items():
+            update_block(readme, name, text)

@@ -20,12 +20,9 @@ import pqn  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: faster on small CPUs, and the same arithmetic in every run of a comparison."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
+    """One torch thread (the root conftest's): faster on small CPUs, and the same arithmetic in every run."""
     yield
-    torch.set_num_threads(n)
 
 
 # ---- Q(lambda) and exploration ---------------------------------------------------------------------

@@ -36,11 +36,11 @@ from tqdm import tqdm
 
 import plot_style
 from fourier_head import Fourier_Head
-from scaffold import Field, config_dict, parse_config, update_block, write_json
+from scaffold import Field, config_dict, parse_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # misc/: misc_common
 from misc_common import (Clock, machine_text, measured, refuse_quick_into_committed, save_figure,  # noqa: E402
-                         saved_results)
+                         save_study, saved_results)
 
 HERE = Path(__file__).resolve().parent
 
@@ -360,13 +360,8 @@ def main(argv=None) -> None:
                        for k in ("neighbour_similarity", "outside_band_ratio")}},
         "provenance": {**env, **clock.seconds()},
     }
-    write_json(out_dir / "config.json", config)
-    write_json(out_dir / "env.json", env)
-    write_json(results_path, results, indent=None)
-    write_json(out_dir / "summary.json", summary)
-    if not quick and out_dir.resolve() in (RESULTS, RESULTS / "seed-sizes"):
-        for name, text in readme_blocks().items():
-            update_block(README, name, text)
+    save_study(out_dir, config, env, results_path, results, summary, README, readme_blocks,
+               committed=not quick and out_dir.resolve() in (RESULTS, RESULTS / "seed-sizes"))
     for p, r in results["ff"].items():
         print(f"{p_label(p):>8}: floor {r['floor']:.3f}, DC {r['dc']:.1f}, spectrum tail {r['tail']:.4f}")
     for name, r in results["heads"].items():

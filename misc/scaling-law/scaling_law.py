@@ -35,11 +35,11 @@ from scipy.special import zeta
 
 import plot_style
 from fourier_head import bin_centers, smoothness
-from scaffold import Field, config_dict, parse_config, update_block, write_json
+from scaffold import Field, config_dict, parse_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # misc/: misc_common
 from misc_common import (Clock, machine_text, measured, refuse_quick_into_committed, save_figure,  # noqa: E402
-                         saved_results)
+                         save_study, saved_results)
 
 HERE = Path(__file__).resolve().parent
 
@@ -277,13 +277,8 @@ def main(argv=None) -> None:
             ("monotone", c["monotone"]), ("deficit_slope_sigma100", c["deficit_slope"]["sigma=100"]))},
         "provenance": {**env, **clock.seconds()},
     }
-    write_json(out_dir / "config.json", {**config_dict(cfg), "quick": quick})
-    write_json(out_dir / "env.json", env)
-    write_json(results_path, results, indent=None)
-    write_json(out_dir / "summary.json", summary)
-    if not quick and out_dir.resolve() == RESULTS:
-        for name, text in readme_blocks().items():
-            update_block(README, name, text)
+    save_study(out_dir, {**config_dict(cfg), "quick": quick}, env, results_path, results, summary, README, readme_blocks,
+               committed=not quick and out_dir.resolve() == RESULTS)
     for c in results["curves"]:
         print(f"m={c['num_bins']:>5} t={c['t']:g}: monotone={c['monotone']} fitted beta="
               f"{c['fit']['free']['exponent']:.2f} (theorem {c['fit']['theorem']['exponent']:g}); deficit slopes "

@@ -32,11 +32,11 @@ import torch
 
 import plot_style
 from fourier_head import smoothness
-from scaffold import Field, config_dict, parse_config, update_block, write_json
+from scaffold import Field, config_dict, parse_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # misc/: misc_common
 from misc_common import (Clock, machine_text, measured, refuse_quick_into_committed, save_figure,  # noqa: E402
-                         saved_results)
+                         save_study, saved_results)
 
 HERE = Path(__file__).resolve().parent
 
@@ -253,13 +253,8 @@ def main(argv=None) -> None:
         # the whole command (compute + figures), excluding the Python/torch start-up
         "provenance": {**env, **clock.seconds()},
     }
-    write_json(out_dir / "config.json", {**config_dict(cfg), "quick": quick})
-    write_json(out_dir / "env.json", env)
-    write_json(results_path, results, indent=None)
-    write_json(out_dir / "summary.json", summary)
-    if not quick and out_dir.resolve() == RESULTS:
-        for name, text in readme_blocks().items():
-            update_block(README, name, text)
+    save_study(out_dir, {**config_dict(cfg), "quick": quick}, env, results_path, results, summary, README, readme_blocks,
+               committed=not quick and out_dir.resolve() == RESULTS)
     for p in results["panels"]:
         print(f"K={p['num_sines']:>3}  smoothness={p['smoothness']:.6f}  paper={p['paper']}  "
               f"match={p['matches_paper']}")
