@@ -8,6 +8,8 @@
 #        spread round-robin over the GPUs; returns after WAIT (60) s with the logs' tails
 #   MODE=status bash imitation-learning/gpu_jobs/dqn_dt.sh   # epochs done per run, last lines, GPU use;
 #        $OUT/dqn_dt_partial.tgz (histories and logs so far, no checkpoints)
+#   MODE=wait bash imitation-learning/gpu_jobs/dqn_dt.sh     # waits (LIMIT, 540 s) until every run is done, then
+#        status and collect in one call (send these back to back: a machine idle 30 s goes back with its runs)
 #   MODE=collect bash imitation-learning/gpu_jobs/dqn_dt.sh  # $OUT/dqn_dt_runs.tgz: run folders without
 #        checkpoints, logs, the data's manifest and diagnostics, the data figure (a few MB; 1 file)
 #   MODE=stop bash imitation-learning/gpu_jobs/dqn_dt.sh     # ends the runs this script started (by pid)
@@ -33,9 +35,8 @@
 #             wheels, data (550k transitions from 50 snapshots, 30 workers: ~1-3 min), diagnostics (~0.5 min),
 #             6 runs started (3 per GPU); ~4-6 min. Its $OUT: the manifest, diagnostics.json, the data figure.
 #             If the diagnostics refuse the data (exit 1), stop here: no DT run is started.
-#     call 2  sleep 560; MODE=status bash imitation-learning/gpu_jobs/dqn_dt.sh
-#     call 3  sleep 480; MODE=status bash imitation-learning/gpu_jobs/dqn_dt.sh   (until every run has metrics.json)
-#     call 4  MODE=collect bash imitation-learning/gpu_jobs/dqn_dt.sh            (seconds; $OUT/dqn_dt_runs.tgz)
+#     call 2+ MODE=wait bash imitation-learning/gpu_jobs/dqn_dt.sh   (each call: at most 9 min, then the curves
+#             so far and every finished run come back; repeat until "runs still going: 0")
 #   Estimate per session: start ~1.5 min + call 1 ~5 min + DT 3 runs per GPU ~14-17 min (5 epochs of ~500k windows,
 #   5 evaluations of 10 episodes, a final evaluation of 50) + collect ~0.5 min = ~21-24 min of the 30.
 #   Session 2: the same with SEEDS="312 42". Its data must have the same hashes (aggregate.py checks each run's
@@ -99,6 +100,21 @@ case $MODE in
     nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
     # the curves so far, in case the machine goes back before collect (no checkpoints)
     tar czf "$OUT/dqn_dt_partial.tgz" --exclude 'ckpt.pt*' $(ls -d runs/$DATASET runs/logs/dqn_*.log 2>/dev/null) ;;
+  wait)
+    # sleeps until every started run has metrics.json or has no live process, at most LIMIT (540) s, then does
+    # status and collect in the same call: a machine that goes back after this call has lost nothing finished
+    [[ -f $PIDS ]] || { echo "no run was started on this machine (MODE=start first)"; exit 1; }
+    t=0; left=0
+    while (( t < ${LIMIT:-540} )); do
+      left=0
+      while read -r pid h s; do
+        [[ -f $(run_folder "$h" "$s")/metrics.json ]] || ! kill -0 "$pid" 2>/dev/null || left=$((left + 1))
+      done < $PIDS
+      (( left == 0 )) && break
+      sleep 15; t=$((t + 15))
+    done
+    echo "waited $t s; runs still going: $left"
+    MODE=status bash "$0"; MODE=collect bash "$0" ;;
   collect)
     files=$(ls -d runs/$DATASET runs/logs/dqn_*.log $DATA/manifest.json $DATA/diagnostics.json \
                   "figures/${GAME}_${DATASET}_data.png" 2>/dev/null)
@@ -106,5 +122,5 @@ case $MODE in
     ls -la "$OUT"; tar tzf "$OUT/dqn_dt_runs.tgz" | grep -c metrics.json | sed 's/^/finished runs: /' ;;
   stop)
     [[ -f $PIDS ]] && while read -r pid h s; do kill "$pid" 2>/dev/null && echo "stopped $h seed $s ($pid)"; done < $PIDS ;;
-  *) echo "MODE must be start, status, collect or stop" >&2; exit 2 ;;
+  *) echo "MODE must be start, status, wait, collect or stop" >&2; exit 2 ;;
 esac
