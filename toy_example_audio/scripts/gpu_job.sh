@@ -13,15 +13,17 @@
 # The job renders the dataset there (same bytes: data.py checks the manifest's SHA-256 against ours in
 # results/dataset.json), then runs, in this order (STAGES, default all four):
 #   pretrained  pretrained.py: CREPE-tiny fine-tuned, linear + Fourier N in {1,2,4,8,16} x epochs {2,5}
-#               x SEEDS (60 runs; validation split = 15% of train)            est. 8-15 min on one H200
+#               x SEEDS (60 runs; validation split = 15% of train)            measured: ~3.6 h (see below)
 #   fair        train.py at the first pilot's lr 1e-3 / 100 epochs, every head, head weight decay 0,
 #               validation split 15% (30 runs; FAIR_SEEDS, default SEEDS)    est. 7-9 min (3 seeds: ~5)
 #   headwd      train.py in the committed 60-epoch setting but head weight decay 0 (30 runs; paired by
 #               seed with the committed runs: the weight-decay ablation)    est. 4-5 min
 #   pilot       scripts/pilot.sh again, seed 0, with the validation split (8 runs at once)  est. 1.5 min
-# (estimates from the H100 wall times of the committed sweeps, 6 jobs per GPU; the pretrained arm's is a
-#  FLOP estimate (~0.1 PFLOP per epoch through CREPE-tiny, small-channel convs), NOT a measurement: read
-#  the first "done ... in N s" lines of job.log). STAGES=pretrained is the arm the issue needs first.
+# (estimates from the H100 wall times of the committed sweeps, 6 jobs per GPU. The pretrained arm's was a FLOP
+#  estimate and proved ~10x short: MEASURED on an H200 at 1c4a611, 703-742 s per 2-epoch run with 6 sharing the
+#  GPU, i.e. ~3.6 h for the 60 runs (results/gpu_pilot_pretrained_seed0). Time the step first:
+#  `python3 scripts/pretrained_step_bench.py --out $OUT/bench.json` (~1 min), and size SEEDS/epochs from it.)
+# STAGES=pretrained is the arm the issue needs first.
 # Each `wait` writes at most 3 files to $OUT: job.log, status.json and runs.tar.gz (configs, metrics and
 # test PMFs of every finished run, a few MB). Untar it in toy_example_audio/ here, then
 #   python aggregate.py --update-readme --pilot runs/pilot-val && python plot.py && python aggregate.py --check
