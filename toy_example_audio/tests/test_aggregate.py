@@ -3,6 +3,7 @@ validation-based selection, paired tests, and regeneration from a committed runs
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -104,9 +105,7 @@ def test_check_passes_on_the_committed_readme(folder):
 
 def test_check_names_the_stale_block(audio, folder, tmp_path, monkeypatch, capsys):
     agg = audio.aggregate
-    (tmp_path / "results").mkdir()
-    for p in (folder / "results").iterdir():
-        (tmp_path / "results" / p.name).write_bytes(p.read_bytes())
+    shutil.copytree(folder / "results", tmp_path / "results")
     readme = tmp_path / "README.md"
     readme.write_text((folder / "README.md").read_text())
     monkeypatch.setattr(agg, "README", readme)
