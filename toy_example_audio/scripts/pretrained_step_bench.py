@@ -13,6 +13,7 @@ the variants test where the time goes:
                   first GPU runs); same numbers
     compile       torch.compile on the encoder
     frozen        the encoder without gradients (linear probing): what the encoder's backward costs
+    frozen-conv1  only CREPE's first layer (128 filters of 512 samples) frozen: its weight gradient's share
 
 Each variant: `--warmup` steps, then the mean of `--steps` timed steps (forward, backward, AdamW; the clock
 read after a device sync). One random batch of `--batch-size` clips of `--clip-seconds` at the config's hop.
@@ -38,7 +39,7 @@ import crepe_encoder  # noqa: E402
 import pretrained  # noqa: E402
 from scaffold import pick_device, provenance, write_json  # noqa: E402
 
-VARIANTS = ("default", "benchmark", "fp32", "conv2d", "compile", "frozen")
+VARIANTS = ("default", "benchmark", "fp32", "conv2d", "compile", "frozen", "frozen-conv1")
 
 
 def conv2d_forward(enc: crepe_encoder.CrepeEncoder, frames: torch.Tensor) -> torch.Tensor:
@@ -57,6 +58,8 @@ def build(variant: str, cfg: pretrained.Config, device: torch.device):
     model = pretrained.PretrainedTempoModel(cfg, 33).to(device)
     if variant == "frozen":
         model.encoder.requires_grad_(False)
+    if variant == "frozen-conv1":
+        model.encoder.conv1.requires_grad_(False)
     if variant == "conv2d":
         enc = model.encoder
         enc.forward = lambda frames: conv2d_forward(enc, frames)
