@@ -63,6 +63,9 @@ class Config(TempoConfig):
     num_blocks: int = Field(7, "dilated conv blocks, dilations 1, 2, ..., 2^(k-1)", low=1)
     dropout: float = Field(0.1, "dropout in the temporal model", low=0.0, high=1.0)
     freeze_encoder: bool = Field(False, "keep CREPE frozen (linear probing)")
+    frozen_layers: int = Field(0, "CREPE's lowest conv layers kept frozen (0: fine-tune all 5); conv1's "
+                               "512-sample filters cost half a CPU step (scripts/pretrained_step_bench.py)",
+                               low=0, high=4)
     encoder_lr: float = Field(5e-5, "peak lr of the pretrained encoder (paper: 5e-5)", low=0.0)
     amp: bool = Field(True, "bf16 autocast on CUDA (the Fourier head stays fp32)")
 
@@ -72,7 +75,8 @@ class Config(TempoConfig):
 
     @property
     def setting(self) -> str:
-        return f"pretrained-{self.encoder}{'-frozen' if self.freeze_encoder else ''}/{self.split}-bin{self.bin_size}"
+        frozen = "-frozen" if self.freeze_encoder else f"-frozen{self.frozen_layers}" if self.frozen_layers else ""
+        return f"pretrained-{self.encoder}{frozen}/{self.split}-bin{self.bin_size}"
 
     @property
     def run_dir(self) -> Path:
@@ -146,6 +150,8 @@ class PretrainedTempoModel(nn.Module):
         crepe_encoder.freeze_batchnorm(self.encoder)
         if cfg.freeze_encoder:
             self.encoder.requires_grad_(False)
+        for i in range(1, cfg.frozen_layers + 1):
+            getattr(self.encoder, f"conv{i}").requires_grad_(False)
         self.register_buffer("rms_stats", torch.tensor([rms_mean, rms_std]))
         self.temporal = TemporalModel(self.encoder.embed_dim + 1, num_classes, cfg.head, cfg.num_frequencies,
                                       cfg.regularization_gamma, cfg.width, cfg.num_blocks, cfg.dropout)

@@ -111,6 +111,11 @@ def test_pretrained_model_and_param_groups(audio):
     assert enc["lr"] == cfg.encoder_lr == 5e-5                  # the paper's fine-tuning lr
     n_params = sum(len(g["params"]) for g in groups)
     assert n_params == sum(1 for p in model.parameters() if p.requires_grad)
+    cfg1 = pt.parse_config(["--quick", "--frozen-layers", "1"])
+    model1 = pt.PretrainedTempoModel(cfg1, 33, pretrained=False)
+    assert not model1.encoder.conv1.weight.requires_grad and model1.encoder.conv2.weight.requires_grad
+    assert sum(len(g["params"]) for g in pt.param_groups(model1, cfg1)) == n_params - 2   # conv1's weight, bias
+    assert "frozen1" in cfg1.setting and "frozen" not in cfg.setting
 
 
 def test_pretrained_config(audio, refusal):
@@ -123,4 +128,5 @@ def test_pretrained_config(audio, refusal):
     assert "--encoder" in refusal(pt.parse_config, ["--encoder", "ast"])
     assert "--val-fraction" in refusal(pt.parse_config, ["--val-fraction", "0"])  # selection needs a validation split
     assert "--head-weight-decay" in refusal(pt.parse_config, ["--head-weight-decay", "-1"])
+    assert "--frozen-layers" in refusal(pt.parse_config, ["--frozen-layers", "5"])
     assert "--encoder-lr" in refusal(pt.parse_config, ["--encoder-lr", "-5e-5"])
