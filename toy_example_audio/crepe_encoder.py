@@ -101,6 +101,18 @@ class CrepeEncoder(nn.Module):
         return x.reshape(len(x), -1)                              # (B, channels * 8), torchcrepe's order
 
 
+def forward_conv2d(enc: CrepeEncoder, frames: torch.Tensor) -> torch.Tensor:
+    """CrepeEncoder.forward in torchcrepe's layout: its Conv2d layers called on (B, C, samples, 1).
+    (B, 1024) -> (B, embed_dim). The reference the Conv1d forward is tested against, and the `conv2d`
+    variant of scripts/pretrained_step_bench.py."""
+    x = frames - frames.mean(dim=1, keepdim=True)
+    x = (x / x.std(dim=1, keepdim=True).clamp_min(1e-10))[:, None, :, None]   # (B, 1, 1024, 1)
+    for i in range(1, 6):
+        x = F.pad(x, (0, 0, 254, 254) if i == 1 else (0, 0, 31, 32))
+        x = F.max_pool2d(getattr(enc, f"conv{i}_BN")(F.relu(getattr(enc, f"conv{i}")(x))), (2, 1), (2, 1))
+    return x.reshape(len(x), -1)
+
+
 def frame(audio: torch.Tensor, hop: int) -> torch.Tensor:
     """(B, samples) -> (B, T, 1024) centred frames (zero padding of half a window at both ends, as
     CREPE's `pad=True`); T = 1 + samples // hop."""

@@ -277,8 +277,8 @@ def main(argv=None) -> None:
             ("monotone", c["monotone"]), ("deficit_slope_sigma100", c["deficit_slope"]["sigma=100"]))},
         "provenance": {**env, **clock.seconds()},
     }
-    save_study(out_dir, {**config_dict(cfg), "quick": quick}, env, results_path, results, summary, README, readme_blocks,
-               committed=not quick and out_dir.resolve() == RESULTS)
+    save_study(out_dir, {**config_dict(cfg), "quick": quick}, env, results_path, results, summary, README,
+               readme_blocks, committed=not quick and out_dir.resolve() == RESULTS)
     for c in results["curves"]:
         print(f"m={c['num_bins']:>5} t={c['t']:g}: monotone={c['monotone']} fitted beta="
               f"{c['fit']['free']['exponent']:.2f} (theorem {c['fit']['theorem']['exponent']:g}); deficit slopes "

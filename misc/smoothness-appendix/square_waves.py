@@ -253,8 +253,8 @@ def main(argv=None) -> None:
         # the whole command (compute + figures), excluding the Python/torch start-up
         "provenance": {**env, **clock.seconds()},
     }
-    save_study(out_dir, {**config_dict(cfg), "quick": quick}, env, results_path, results, summary, README, readme_blocks,
-               committed=not quick and out_dir.resolve() == RESULTS)
+    save_study(out_dir, {**config_dict(cfg), "quick": quick}, env, results_path, results, summary, README,
+               readme_blocks, committed=not quick and out_dir.resolve() == RESULTS)
     for p in results["panels"]:
         print(f"K={p['num_sines']:>3}  smoothness={p['smoothness']:.6f}  paper={p['paper']}  "
               f"match={p['matches_paper']}")

@@ -42,27 +42,14 @@ from scaffold import pick_device, provenance, write_json  # noqa: E402
 VARIANTS = ("default", "benchmark", "fp32", "conv2d", "compile", "frozen", "frozen-conv1")
 
 
-def conv2d_forward(enc: crepe_encoder.CrepeEncoder, frames: torch.Tensor) -> torch.Tensor:
-    """CrepeEncoder.forward with its Conv2d layers called directly on (B, C, samples, 1): (B, 1024) -> (B, D)."""
-    x = frames - frames.mean(dim=1, keepdim=True)
-    x = (x / x.std(dim=1, keepdim=True).clamp_min(1e-10))[:, None, :, None]  # (B, 1, 1024, 1)
-    for i in range(1, 6):
-        pad = (0, 0, 254, 254) if i == 1 else (0, 0, 31, 32)
-        x = F.pad(x, pad)
-        x = F.max_pool2d(getattr(enc, f"conv{i}_BN")(F.relu(getattr(enc, f"conv{i}")(x))), (2, 1), (2, 1))
-    return x.reshape(len(x), -1)
-
-
 def build(variant: str, cfg: pretrained.Config, device: torch.device):
     torch.backends.cudnn.benchmark = variant == "benchmark"
+    if variant in ("frozen", "frozen-conv1"):  # pretrained.py's own flags
+        cfg = pretrained.parse_config(["--freeze-encoder"] if variant == "frozen" else ["--frozen-layers", "1"])
     model = pretrained.PretrainedTempoModel(cfg, 33).to(device)
-    if variant == "frozen":
-        model.encoder.requires_grad_(False)
-    if variant == "frozen-conv1":
-        model.encoder.conv1.requires_grad_(False)
     if variant == "conv2d":
         enc = model.encoder
-        enc.forward = lambda frames: conv2d_forward(enc, frames)
+        enc.forward = lambda frames: crepe_encoder.forward_conv2d(enc, frames)
     if variant == "compile":
         model.encoder = torch.compile(model.encoder)
     opt = torch.optim.AdamW(pretrained.param_groups(model, cfg))
