@@ -43,6 +43,7 @@
 #   env.json against the manifest: provenance.data_hashes_match_runs).
 # - If a machine goes back before its runs finish, their folders are lost with it (collect first when in doubt):
 #   rerun those seeds in the next session, from scratch.
+SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")  # common.sh changes the directory
 source "$(dirname "$0")/common.sh"
 GAME=${GAME:-Seaquest}
 DATASET=dqn-replay-like
@@ -114,7 +115,7 @@ case $MODE in
       sleep 15; t=$((t + 15))
     done
     echo "waited $t s; runs still going: $left"
-    MODE=status bash "$0"; MODE=collect bash "$0" ;;
+    MODE=status bash "$SELF"; MODE=collect bash "$SELF" ;;
   collect)
     files=$(ls -d runs/$DATASET runs/logs/dqn_*.log $DATA/manifest.json $DATA/diagnostics.json \
                   "figures/${GAME}_${DATASET}_data.png" 2>/dev/null)
