@@ -5,7 +5,7 @@
     python aggregate.py --check                           # CI: exit 1 if a generated README block is stale
     python aggregate.py --quick                           # runs/quick -> runs/quick/results (never results/)
 
-`--check` regenerates every generated block of README.md (data, data_dqn, throughput, results) and
+`--check` regenerates every generated block of README.md (data, data_dqn, throughput, results, games) and
 results/table.md from the committed files only (results/summary.json, results/*.json, snapshots/pqn/*/
 curve.json; runs/ and data/ are not needed), writes nothing, and exits 1 with one line naming the stale
 blocks. Quick runs (config.json `quick`) never reach results/ or the README, and their tables carry no
@@ -29,6 +29,13 @@ data_per_state_entropy_nats (diagnostics.py; null with a note where it was not m
 manifest and its hashes). Fourier rows also hold `paired_vs_linear`: per-seed differences Fourier - linear
 on the seeds both have, their mean, a paired t-test and an exact bootstrap 95% interval of the mean.
 
+The four games (issue 20): rows of every game of atari.GAMES go into the same summary.json; the README's `games`
+block puts each game's target return, normalization, data and heads beside the authors' numbers (Seaquest: the
+paper's; the others: readings of their branch plots, atari.AUTHORS_PLOTS), "no finished runs yet" where there
+are none. A (game, dataset) with 3 or more Fourier N is a sweep: summary.json's `sweeps` (absent without one)
+holds the N the authors' protocol picks (best mean best-epoch return) and the N the held-out cross-entropy picks,
+each scored on the best epoch and on the separate final evaluation.
+
 Provenance: env.json gives each run's GPU, torch, commit and data hashes; results/gpu_calls.json ("dt_runs",
 keyed by that commit) says which GPU calls trained it, what code ran and how many runs shared the GPU.
 """
@@ -44,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+import atari
 from make_dataset import DATASETS
 from scaffold import Field, parse_config, update_block, write_json
 from train import LEGACY_DATASET, run_dir
@@ -283,7 +291,8 @@ def summarize(done, results: Path, runs: Path, dt_runs: dict | None = None, quic
 
 
 def row_order(game, dataset, head, n):
-    return (game, list(DATASETS).index(dataset) if dataset in DATASETS else 99, head != "linear", n)
+    order = list(atari.GAMES).index(game) if game in atari.GAMES else len(atari.GAMES)  # Seaquest first
+    return (order, game, list(DATASETS).index(dataset) if dataset in DATASETS else 99, head != "linear", n)
 
 
 def upgrade_row(row: dict) -> dict:
@@ -535,6 +544,7 @@ def readme_blocks(results: Path, snapshots: Path, readme_text: str) -> dict:
     blocks["data_dqn"] = diagnostics_table(manifests["dqn-replay-like"],
                                            read_json(results / "diagnostics_Seaquest_dqn-replay-like.json"),
                                            "dqn-replay-like")
+    blocks["games"] = games_table(rows, results) + "\n\n" + sweep_table(rows)
     curves = {f.parent.name: json.loads(f.read_text()) for f in sorted(snapshots.glob("*/curve.json"))}
     blocks["throughput"] = throughput_table([r for r in rows if r["game"] == "Seaquest"],
                                             {d: m for d, m in manifests.items() if m},
@@ -568,6 +578,124 @@ def check(cfg) -> int:
 
 def read_text(path: Path) -> str | None:
     return path.read_text() if path.exists() else None
+
+
+# ---- the four games (issue 20) ------------------------------------------------------------------
+
+def sweep_selection(rows, game: str, dataset: str) -> dict | None:
+    """With 3 or more Fourier N of one (game, dataset), a sweep: the N the authors' protocol picks (highest mean
+    best-epoch return: chosen on the very evaluations it reports) and the N the held-out cross-entropy picks (no
+    episode involved), each scored on both the best epoch and the separate final evaluation (other env seeds).
+    The gap between `authors_protocol`'s best-epoch and final gains is what picking N on the test episodes adds."""
+    four = sorted((r for r in rows if (r["game"], r["dataset"], r["head"]) == (game, dataset, "fourier")),
+                  key=lambda r: r["num_frequencies"])
+    if len(four) < 3:
+        return None
+    lin = next((r for r in rows if (r["game"], r["dataset"], r["head"]) == (game, dataset, "linear")), None)
+
+    def scored(r, how):
+        out = {"num_frequencies": r["num_frequencies"], "chosen_by": how, "n_seeds": r["n_seeds"],
+               **{f"normalized_return_{k}": r[f"normalized_return_{k}"]["mean"] for k in ("best", "final")}}
+        if lin:
+            for k in ("best", "final"):
+                out[f"gain_{k}_over_linear"] = out[f"normalized_return_{k}"] - lin[f"normalized_return_{k}"]["mean"]
+        return out
+    by_eval = max(four, key=lambda r: r["normalized_return_best"]["mean"])
+    out = {"game": game, "dataset": dataset, "num_frequencies": [r["num_frequencies"] for r in four],
+           "linear": {k: lin[f"normalized_return_{k}"]["mean"] for k in ("best", "final")} if lin else None,
+           "authors_protocol": scored(by_eval, "highest mean best-epoch return (the evaluations it reports)")}
+    if all("test_loss_final" in r for r in four):
+        by_loss = min(four, key=lambda r: r["test_loss_final"]["mean"])
+        out["held_out_loss"] = scored(by_loss, "lowest held-out cross-entropy after the last epoch")
+    return out
+
+
+def sweeps(rows) -> list:
+    pairs = sorted({(r["game"], r["dataset"]) for r in rows}, key=lambda p: row_order(*p, "linear", 0))
+    return [s for s in (sweep_selection(rows, g, d) for g, d in pairs) if s]
+
+
+def data_cell(results: Path, game: str, dataset: str) -> str:
+    m, d = read_json(results / manifest_name(game, dataset)), read_json(results / f"diagnostics_{game}_{dataset}.json")
+    if not m:
+        return "not built"
+    text = f"{m['splits']['train']['transitions'] / 1e3:.0f}k, best {m['splits']['train']['returns']['max']:.0f}"
+    if d:
+        text += (f", {d['data_per_state_entropy_nats']:.2f} nats/state, {100 * d['train_episodes_at_or_above_target']:.0f}% "
+                 f">= target, check {'passed' if d.get('check', {}).get('passed') else 'refused'}")
+    return text
+
+
+def authors_cell(game: str) -> str:
+    if game == "Seaquest":
+        p = [PAPER[("Seaquest", h, n)]["normalized_return"][0] for h, n in (("linear", 0), ("fourier", 8), ("fourier", 14))]
+        return f"paper v1: {p[0]:.2f} / {p[1]:.2f} / {p[2]:.2f}; branch plot peak ≈3.47 (N = 24)"
+    a = atari.AUTHORS_PLOTS[game]
+    return (f"≈{a['linear']:g} / ≈{a['fourier'][8]:g} / ≈{a['fourier'][14]:g}; peak ≈{a['peak'][1]:g} "
+            f"(N = {a['peak'][0]})")
+
+
+def games_table(rows, results: Path) -> str:
+    """The camera-ready's four games: per game and dataset our heads (final / best epoch, mean ± std over seeds),
+    the sweep's choice, the data, and the authors' numbers; a game or dataset without runs says so."""
+    lines = ["| game | target return | random / human | data | ours: Linear, final / best | Fourier-8 | Fourier-14 | "
+             "our sweep: N picked by best epoch, best / final | authors: Linear / Fourier-8 / Fourier-14; best N |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    picked = {(s["game"], s["dataset"]): s for s in sweeps(rows)}
+    for game, g in atari.GAMES.items():
+        datasets = sorted({r["dataset"] for r in rows if r["game"] == game} | {"dqn-replay-like"},
+                          key=lambda d: list(DATASETS).index(d) if d in DATASETS else 99)
+        for d in datasets:
+            def head(h, n):
+                r = next((r for r in rows if (r["game"], r["dataset"], r["head"], r["num_frequencies"]) == (game, d, h, n)), None)
+                if r is None:
+                    return "–"
+                return f"{ms(r['normalized_return_final'])} / {ms(r['normalized_return_best'])} ({r['n_seeds']} seeds)"
+            cells = [head("linear", 0), head("fourier", 8), head("fourier", 14)]
+            sw = picked.get((game, d))
+            sweep = "–" if sw is None else (f"N = {sw['authors_protocol']['num_frequencies']}: "
+                                            f"{sw['authors_protocol']['normalized_return_best']:.2f} / "
+                                            f"{sw['authors_protocol']['normalized_return_final']:.2f}")
+            if cells == ["–"] * 3 and sw is None:
+                cells = ["no finished runs yet", "–", "–"]
+            lines.append(f"| {game} | {g['target_return']:g} | {g['random']:g} / {g['human']:g} | {d}: "
+                         f"{data_cell(results, game, d)} | " + " | ".join(cells) + f" | {sweep} | {authors_cell(game)} |")
+    return "\n".join(lines)
+
+
+def sweep_table(rows) -> str:
+    """Every sweep's curve (ours beside the authors' reading at the same N) and what choosing N on other data keeps."""
+    found = sweeps(rows)
+    if not found:
+        return (f"No frequency sweep has run yet (N in {{{', '.join(map(str, atari.SWEEP))}}}: "
+                "`GRID=sweep bash gpu_jobs/game_dt.sh <game>`).")
+    out = []
+    for s in found:
+        game, d = s["game"], s["dataset"]
+        a = atari.AUTHORS_PLOTS.get(game)
+        lines = [f"| {game}, {d}: N | seeds | normalized return, final | best epoch | smoothness (seed 123) | authors (≈, best epoch) |",
+                 "|---|---|---|---|---|---|"]
+        for r in rows:
+            if (r["game"], r["dataset"]) != (game, d):
+                continue
+            n = r["num_frequencies"]
+            sm = r.get("smoothness_seed123_over_pmfs")
+            ref = (a["linear"] if n == 0 else a["fourier"].get(n)) if a else None
+            lines.append(f"| {name_of(r)} | {r['n_seeds']} | {ms(r['normalized_return_final'])} | "
+                         f"{ms(r['normalized_return_best'])} | " + (ms(sm, 3) if sm else "–") + " | "
+                         + ("–" if ref is None else f"≈{ref:g}") + " |")
+        p = s["authors_protocol"]
+        text = (f"Picked as the authors did (best mean best-epoch return): N = {p['num_frequencies']}, best epoch "
+                f"{p['normalized_return_best']:.2f}, final evaluation {p['normalized_return_final']:.2f}")
+        if s["linear"]:
+            text += (f"; gain over linear {p['gain_best_over_linear']:+.2f} (best epoch) vs "
+                     f"{p['gain_final_over_linear']:+.2f} (final evaluation, other episodes)")
+        if "held_out_loss" in s:
+            q = s["held_out_loss"]
+            text += (f". Picked on the held-out cross-entropy: N = {q['num_frequencies']}, final evaluation "
+                     f"{q['normalized_return_final']:.2f}" + (f" (gain {q['gain_final_over_linear']:+.2f})" if s["linear"] else ""))
+        out.append("\n".join(lines) + "\n\n" + text + ".")
+    return "\n\n".join(out)
 
 
 # ---- main -----------------------------------------------------------------------------------------
@@ -629,6 +757,8 @@ def main(argv=None):
         if (parts[0], k.split("/")[1]) not in here:
             curves.setdefault(k, v)
     summary = {"rows": rows, "incomplete_runs": incomplete, "normalized_return_per_epoch": dict(sorted(curves.items()))}
+    if sweeps(rows):
+        summary["sweeps"] = sweeps(rows)
     if quick:
         summary["quick"] = True  # plot.py titles its figures "quick run"
     write_json(results / "summary.json", summary)

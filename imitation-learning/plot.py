@@ -8,6 +8,9 @@ figures/<game>[_<dataset>]_vs_frequencies.png  normalized return (final and best
 figures/<game>[_<dataset>]_pmfs.png  next-action PMFs from rollouts, linear vs Fourier, joystick tick labels
 figures/<game>[_<dataset>]_per_epoch.png  normalized return after each epoch, every seed
 figures/<game>_data_returns.png    returns of the ppo-sampled episodes per policy snapshot
+figures/atari_four_games.png       the camera-ready's four games side by side: normalized return (final
+                                   evaluation) and smoothness vs head (linear band, Fourier vs N) per game and
+                                   dataset, the authors' values as black marks; a game without runs says so
 figures/<game>_pqn_curve.png       the PQN agent's learning curve (snapshots/pqn/<game>/curve.json): training
                                    and epsilon-0.01 evaluation returns, the snapshots the data uses, the target
 The dataset suffix is left out for ppo-sampled (the first figures' names); the dqn-replay-like data figure
@@ -23,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import plot_style
-from atari import GAMES, JOYSTICK_NAMES
+from atari import AUTHORS_PLOTS, GAMES, JOYSTICK_NAMES
 from scaffold import Field, parse_config
 
 HERE = Path(__file__).resolve().parent
@@ -226,6 +229,66 @@ def pqn_curve(curve_file: Path, figures: Path, target_return: float | None = Non
     return plot_style.save(fig, figures / f"{game}_pqn_curve.png")
 
 
+PAPER_SEAQUEST = {0: (2.53, 0.48), 8: (2.78, 0.22), 14: (3.70, 0.39)}  # paper v1 Table 2 (as aggregate.PAPER)
+
+
+def four_games(rows, figures, quick=False):
+    """One column per game (atari.GAMES' order): normalized return of the final evaluation (top) and smoothness
+    (bottom) vs N, the linear head as a band (mean ± std over seeds), every dataset with runs as its own line.
+    The authors' values (Seaquest: paper v1; the others: our reading of their branch plots, approximate) are
+    black marks; a game without runs of ours says so in its panel, nothing is filled in."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(2, len(GAMES), figsize=(4.2 * len(GAMES), 6.4), squeeze=False)
+    styles = {"ppo-sampled": ("s", ":"), "dqn-replay-like": ("o", "-")}
+    for j, game in enumerate(GAMES):
+        mine = [r for r in rows if r["game"] == game]
+        for i, (key, ylabel) in enumerate((("normalized_return_final", "normalized return (×100), final"),
+                                           ("smoothness", "smoothness (↓)"))):
+            ax = axes[i, j]
+            for dataset in sorted({r.get("dataset", LEGACY_DATASET) for r in mine}):
+                marker, ls = styles.get(dataset, ("^", "--"))
+                rs = [r for r in mine if r.get("dataset", LEGACY_DATASET) == dataset]
+                four = sorted((r for r in rs if r["head"] == "fourier"), key=lambda r: r["num_frequencies"])
+                if four:
+                    ax.errorbar([r["num_frequencies"] for r in four], [r[key]["mean"] for r in four],
+                                yerr=[r[key]["std"] for r in four], fmt=marker, ls=ls, capsize=3,
+                                color=plot_style.COLORS["fourier"], label=f"Fourier, {dataset}")
+                for r in (r for r in rs if r["head"] == "linear"):
+                    m, sd = r[key]["mean"], r[key]["std"]
+                    ax.axhline(m, color=plot_style.COLORS["linear"], ls=ls, label=f"linear, {dataset}")
+                    ax.axhspan(m - sd, m + sd, color=plot_style.COLORS["linear"], alpha=0.08)
+            if not quick:
+                k = 0 if i == 0 else 1
+                if game == "Seaquest":
+                    pts = [(n, v[k]) for n, v in PAPER_SEAQUEST.items() if n]
+                    lin, what = PAPER_SEAQUEST[0][k], "paper v1"
+                elif game in AUTHORS_PLOTS:
+                    a = AUTHORS_PLOTS[game]
+                    pts = sorted((a["fourier"] if i == 0 else a["fourier_smoothness"]).items())
+                    lin, what = a["linear"] if i == 0 else a["linear_smoothness"], "authors' plot (≈, best epoch)"
+                else:
+                    pts, lin = [], None
+                if pts:
+                    ax.plot(*zip(*pts), "x", color="k", label=f"{what}, Fourier")
+                if lin is not None:
+                    ax.axhline(lin, color="k", ls="--", lw=0.8, label=f"{what}, linear")
+            if not mine:
+                ax.text(0.5, 0.5, "no runs of ours yet", transform=ax.transAxes, ha="center", va="center",
+                        fontsize=11, color="#7f8c8d")
+            ax.set_xlabel("number of frequencies N")
+            ax.set_ylabel(ylabel)
+            ax.set_xlim(0, 34)
+            if i == 0:
+                g = GAMES[game]
+                ax.set_title(f"{game} (target {g['target_return']:g}; random {g['random']:g}, human {g['human']:g})",
+                             fontsize=9)
+            ax.legend(fontsize=6)
+    fig.suptitle(("quick run: tiny models, " if quick else "") + "Decision Transformer, linear vs Fourier head, four "
+                 "Atari games (ours: mean ± std over seeds)", fontsize=11)
+    fig.tight_layout()
+    return plot_style.save(fig, figures / "atari_four_games.png")
+
+
 @dataclass
 class Config:
     results: str = Field(str(HERE / "results"), "aggregate.py's output (summary.json, pmf_traces/, manifests)")
@@ -255,6 +318,7 @@ def main(argv=None):
             pmfs(results, game, figures, dataset=dataset, label=label)
             per_epoch(summary, game, figures, dataset, label)
         data_returns(results, game, figures, quick)
+    four_games(summary["rows"], figures, quick)
     for curve in sorted(Path(cfg.snapshots).glob("*/curve.json")):
         game = curve.parent.name
         pqn_curve(curve, figures, GAMES[game]["target_return"] if game in GAMES else None, quick)
