@@ -34,6 +34,11 @@ SAMPLE_RATE = 16000
 # (out channels of conv1..conv5) per capacity; conv6 and the pitch classifier are not used
 CHANNELS = {"tiny": (128, 16, 16, 16, 32), "full": (1024, 128, 128, 128, 256)}
 EMBED_DIM = {"tiny": 32 * 8, "full": 256 * 8}   # conv5 output after pooling: channels x 8 positions
+# Three exact ways to apply conv1 (kernel 512, stride 4, one input channel), which cuDNN handles badly:
+#   conv1d     F.conv1d on (B, 1, 1532)
+#   gemm       the 256 windows unfolded, one matmul with the (512, C) kernel: (B, 256, 512) @ (512, C)
+#   polyphase  the signal as 4 phases of 383 samples, a stride-1 conv with a (C, 4, 128) kernel
+CONV1_IMPLS = ("conv1d", "gemm", "polyphase")
 
 
 def weights_path(capacity: str) -> Path:
@@ -64,11 +69,13 @@ class CrepeEncoder(nn.Module):
     Frames are mean-centred and scaled to unit std first, as CREPE does. BatchNorm keeps its
     pretrained statistics (call .eval() on it, or freeze_batchnorm(), when fine-tuning)."""
 
-    def __init__(self, capacity: str = "tiny", pretrained: bool = True):
+    def __init__(self, capacity: str = "tiny", pretrained: bool = True, conv1_impl: str = "conv1d"):
         super().__init__()
         if capacity not in CHANNELS:
             raise ValueError(f"capacity must be one of {sorted(CHANNELS)}, got {capacity!r}")
-        self.capacity = capacity
+        if conv1_impl not in CONV1_IMPLS:
+            raise ValueError(f"conv1_impl must be one of {CONV1_IMPLS}, got {conv1_impl!r}")
+        self.capacity, self.conv1_impl = capacity, conv1_impl
         ins = (1,) + CHANNELS[capacity][:-1]
         for i, (c_in, c_out) in enumerate(zip(ins, CHANNELS[capacity]), start=1):
             k, s = (512, 4) if i == 1 else (64, 1)
@@ -90,15 +97,26 @@ class CrepeEncoder(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = frames - frames.mean(dim=1, keepdim=True)
         x = x / x.std(dim=1, keepdim=True).clamp_min(1e-10)
-        x = x[:, None, :]                                         # (B, 1, 1024)
+        x = self.conv1_out(F.pad(x, (254, 254)))                  # (B, C1, 256)
         for i in range(1, 6):
             # the (k, 1) Conv2d kernels applied as Conv1d: the same numbers, and on CPU half the time of
             # a training step (scripts/pretrained_step_bench.py); BatchNorm2d needs the trailing axis
             conv, bn = getattr(self, f"conv{i}"), getattr(self, f"conv{i}_BN")
-            x = F.pad(x, (254, 254) if i == 1 else (31, 32))
-            x = F.relu(F.conv1d(x, conv.weight.squeeze(-1), conv.bias, stride=conv.stride[0]))
-            x = F.max_pool1d(bn(x.unsqueeze(-1)).squeeze(-1), 2, 2)
+            if i > 1:
+                x = F.conv1d(F.pad(x, (31, 32)), conv.weight.squeeze(-1), conv.bias)
+            x = F.max_pool1d(bn(F.relu(x).unsqueeze(-1)).squeeze(-1), 2, 2)
         return x.reshape(len(x), -1)                              # (B, channels * 8), torchcrepe's order
+
+    def conv1_out(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1 before its ReLU: padded frames (B, 1532) -> (B, C1, 256), by `self.conv1_impl`."""
+        w, b = self.conv1.weight[:, 0, :, 0], self.conv1.bias          # (C1, 512), (C1,)
+        if self.conv1_impl == "conv1d":
+            return F.conv1d(x[:, None, :], w[:, None, :], b, stride=4)
+        if self.conv1_impl == "gemm":
+            return (x.unfold(1, 512, 4) @ w.t().to(x.dtype) + b.to(x.dtype)).transpose(1, 2)
+        # polyphase: y[t] = sum_j sum_p x[4 (t + j) + p] w[4 j + p], a stride-1 conv over the 4 phases
+        phases = F.pad(x, (0, 4)).reshape(len(x), -1, 4).transpose(1, 2)   # (B, 4, 384)
+        return F.conv1d(phases, w.reshape(len(w), 128, 4).transpose(1, 2), b)[..., :256]
 
 
 def forward_conv2d(enc: CrepeEncoder, frames: torch.Tensor) -> torch.Tensor:

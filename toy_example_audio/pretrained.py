@@ -68,6 +68,10 @@ class Config(TempoConfig):
                                low=0, high=4)
     encoder_lr: float = Field(5e-5, "peak lr of the pretrained encoder (paper: 5e-5)", low=0.0)
     amp: bool = Field(True, "bf16 autocast on CUDA (the Fourier head stays fp32)")
+    # how the encoder runs, not what it computes (train.SYSTEM_FIELDS: may differ between reruns)
+    conv1_impl: str = Field("conv1d", "CREPE conv1 as conv1d | gemm | polyphase (equal numbers; speed differs "
+                            "by device: scripts/pretrained_step_bench.py)", choices=crepe_encoder.CONV1_IMPLS)
+    cudnn_benchmark: bool = Field(False, "torch.backends.cudnn.benchmark on CUDA (autotuned conv algorithms)")
 
     @property
     def head_tag(self) -> str:
@@ -146,7 +150,8 @@ class PretrainedTempoModel(nn.Module):
                  pretrained: bool = True):
         super().__init__()
         self.hop = cfg.hop_ms * crepe_encoder.SAMPLE_RATE // 1000
-        self.encoder = crepe_encoder.CrepeEncoder(cfg.encoder.split("-", 1)[1], pretrained=pretrained)
+        self.encoder = crepe_encoder.CrepeEncoder(cfg.encoder.split("-", 1)[1], pretrained=pretrained,
+                                                  conv1_impl=cfg.conv1_impl)
         crepe_encoder.freeze_batchnorm(self.encoder)
         if cfg.freeze_encoder:
             self.encoder.requires_grad_(False)
@@ -207,6 +212,7 @@ def run(cfg: Config) -> dict:
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     amp = cfg.amp and device.type == "cuda"
+    torch.backends.cudnn.benchmark = cfg.cudnn_benchmark and device.type == "cuda"
     d = load_audio(cfg)
     audio = torch.from_numpy(np.array(d["audio"])).to(device)                # int16 (N, samples), ~0.5 GB
     y = torch.as_tensor(d["y"], device=device, dtype=torch.long)

@@ -42,7 +42,10 @@ class Config:
     epochs_grid: tuple = Field((0,), "schedules to run (chosen later on the validation split); 0: the trainer's",
                                low=0)
     jobs: int = Field(1, "parallel worker processes", low=1)
-    time_budget: float = Field(0.0, "start no new run after this many seconds (0: none)", low=0.0)
+    time_budget: float = Field(0.0, "start no run that would end after this many seconds, by the longest run "
+                               "finished so far (before any: --run-seconds-guess); 0: no limit", low=0.0)
+    run_seconds_guess: float = Field(0.0, "a run's expected seconds until one has finished (--time-budget)",
+                                     low=0.0)
     dry_run: bool = Field(False, "print the runs still to do and exit")
 
 
@@ -98,27 +101,36 @@ def main(argv=None) -> None:
 
     # Build the data cache once, before workers race to build it.
     (train.load_data if args.trainer == "train" else pretrained.load_audio)(configs[0])
-    start, done, finished_dirs = time.time(), 0, []
+    start, done, finished_dirs, durations = time.time(), 0, [], []
+
+    def time_left() -> bool:
+        """Whether a run started now ends within --time-budget (the longest finished run's time, or the guess)."""
+        expected = max(durations, default=args.run_seconds_guess)
+        return not args.time_budget or time.time() - start + expected <= args.time_budget
+
     if args.jobs <= 1:
         for a in todo:
-            if args.time_budget and time.time() - start > args.time_budget:
+            if not time_left():
                 break
             run_dir, seconds = _run((args.trainer, a))
             done += 1
+            durations.append(seconds)
             finished_dirs.append(run_dir)
             print(f"done {run_dir} in {seconds:.1f} s ({done}/{len(todo)})", flush=True)
     else:
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             pending = list(todo)
-            running = {pool.submit(_run, (args.trainer, pending.pop(0))) for _ in range(min(args.jobs, len(pending)))}
+            running = {pool.submit(_run, (args.trainer, pending.pop(0)))
+                       for _ in range(min(args.jobs, len(pending)) if time_left() else 0)}
             while running:
                 finished = next(iter(wait(running, return_when=FIRST_COMPLETED).done))
                 running.remove(finished)
                 run_dir, seconds = finished.result()
                 done += 1
+                durations.append(seconds)
                 finished_dirs.append(run_dir)
                 print(f"done {run_dir} in {seconds:.1f} s ({done}/{len(todo)})", flush=True)
-                if pending and not (args.time_budget and time.time() - start > args.time_budget):
+                if pending and time_left():
                     running.add(pool.submit(_run, (args.trainer, pending.pop(0))))
 
     out_dir = configs[0].run_dir.parents[2]
@@ -130,7 +142,8 @@ def main(argv=None) -> None:
                 "settings": sorted({Path(r).parents[1].name for r in finished_dirs}),
                 "trainer": args.trainer, "train_args": train_args})
     write_json(log_path, log, indent=2)
-    print(f"sweep: {done} runs in {time.time() - start:.1f} s")
+    left = len(todo) - done
+    print(f"sweep: {done} runs in {time.time() - start:.1f} s" + (f"; {left} not started (--time-budget)" * bool(left)))
 
 
 if __name__ == "__main__":

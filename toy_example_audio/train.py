@@ -109,7 +109,8 @@ QUICK = dict(renderer="auto", bpm_step=7, num_offsets=2, clip_seconds=2.0, num_f
              n_heads=2, epochs=3, batch_size=32, eval_every=1, out_dir=str(RUNS / "quick"),
              data_dir=str(RUNS / "quick" / "data"))
 # Settings that may differ when a run folder is found again (they do not change the result).
-SYSTEM_FIELDS = ("device", "out_dir", "data_dir")
+SYSTEM_FIELDS = ("device", "out_dir", "data_dir",
+                 "conv1_impl", "cudnn_benchmark")  # pretrained.py: how CREPE runs, the same numbers
 
 
 def _run_flags(parser) -> None:

@@ -11,19 +11,23 @@
 #                 the audio anyway); carrying data/features (28 MB) too no longer fits.
 #
 # The job renders the dataset there (same bytes: data.py checks the manifest's SHA-256 against ours in
-# results/dataset.json), then runs, in this order (STAGES, default all four):
-#   pretrained  pretrained.py: CREPE-tiny fine-tuned, linear + Fourier N in {1,2,4,8,16} x epochs {2,5}
-#               x SEEDS (60 runs; validation split = 15% of train)            measured: ~3.6 h (see below)
+# results/dataset.json), then runs, in this order (STAGES, default all five):
+#   bench       scripts/pretrained_step_bench.py: one training step in 7 variants (~1-2 min); the fastest
+#               full fine-tune's pretrained.py flags (CREPE's conv1 as conv1d | gemm | polyphase, cudnn
+#               autotuning; the same numbers) go to the pretrained stage
+#   pretrained  pretrained.py: CREPE-tiny fine-tuned, linear + Fourier N in {1,2,4,8,16} x SEEDS, first all
+#               seeds at the paper's 2 epochs, then at 5 (60 runs; validation split = 15% of train; the
+#               schedule is chosen on it later)
 #   fair        train.py at the first pilot's lr 1e-3 / 100 epochs, every head, head weight decay 0,
 #               validation split 15% (30 runs; FAIR_SEEDS, default SEEDS)    est. 7-9 min (3 seeds: ~5)
 #   headwd      train.py in the committed 60-epoch setting but head weight decay 0 (30 runs; paired by
 #               seed with the committed runs: the weight-decay ablation)    est. 4-5 min
 #   pilot       scripts/pilot.sh again, seed 0, with the validation split (8 runs at once)  est. 1.5 min
-# (estimates from the H100 wall times of the committed sweeps, 6 jobs per GPU. The pretrained arm's was a FLOP
-#  estimate and proved ~10x short: MEASURED on an H200 at 1c4a611, 703-742 s per 2-epoch run with 6 sharing the
-#  GPU, i.e. ~3.6 h for the 60 runs (results/gpu_pilot_pretrained_seed0). Time the step first:
-#  `python3 scripts/pretrained_step_bench.py --out $OUT/bench.json` (~1 min), and size SEEDS/epochs from it.)
-# STAGES=pretrained is the arm the issue needs first.
+# (estimates from the H100 wall times of the committed sweeps, 6 jobs per GPU.) MEASURED for the pretrained
+# arm on an H200 at 1c4a611 (before the bench stage existed): 703-742 s per 2-epoch run with 6 sharing the GPU
+# (results/gpu_pilot_pretrained_seed0). LIMIT (seconds from the job's start, default 1500: a machine is held
+# at most 30 minutes) bounds the pretrained stage: a sweep starts no run that the measured time of the runs
+# before it says would end after LIMIT, and the runs go seed by seed, so complete seeds are left behind.
 # Each `wait` writes at most 3 files to $OUT: job.log, status.json and runs.tar.gz (configs, metrics and
 # test PMFs of every finished run, a few MB). Untar it in toy_example_audio/ here, then
 #   python aggregate.py --update-readme --pilot runs/pilot-val && python plot.py && python aggregate.py --check
@@ -34,7 +38,8 @@ STATE=/tmp/issue17_job
 SEEDS=${SEEDS:-0,1,2,3,4}
 FAIR_SEEDS=${FAIR_SEEDS:-$SEEDS}
 JOBS=${JOBS:-6}
-STAGES=${STAGES:-pretrained,fair,headwd,pilot}
+STAGES=${STAGES:-bench,pretrained,fair,headwd,pilot}
+LIMIT=${LIMIT:-1500}
 
 setup() {
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
@@ -57,10 +62,25 @@ there = json.load(open(sys.argv[1]))["dataset_manifest"]["sha256"]
 print("dataset bytes identical to results/dataset.json:", ours == there)
 sys.exit(0 if ours == there else 1)
 EOF
+  T0=$(date +%s); PICK=""
   for stage in ${STAGES//,/ }; do
     echo "=== stage $stage $(date +%T)"
     case $stage in
-      pretrained) python3 sweep.py --trainer pretrained --seeds "$SEEDS" --epochs-grid 2,5 --jobs "$JOBS" ;;
+      bench)      python3 scripts/pretrained_step_bench.py --steps 10 --warmup 3 --out "$STATE/bench.json" \
+                    --variants default,conv1d+bench,gemm,gemm+bench,polyphase,polyphase+bench,frozen1 --pick \
+                    | tee "$STATE/bench.log"
+                  PICK=$(tail -n 1 "$STATE/bench.log"); echo "picked: $PICK" ;;
+      pretrained) # 2 epochs for every seed first, then 5; no run starts that would end after LIMIT
+                  guess=0
+                  for E in 2 5; do
+                    left=$((LIMIT - ($(date +%s) - T0)))
+                    t=$(date +%s); n0=$(find runs/pretrained-crepe-tiny -path "*-ep$E/seed*" -name metrics.json 2>/dev/null | wc -l)
+                    python3 sweep.py --trainer pretrained --seeds "$SEEDS" --epochs-grid $E --jobs "$JOBS" \
+                      --time-budget "$left" --run-seconds-guess "$guess" $PICK
+                    n=$(find runs/pretrained-crepe-tiny -path "*-ep$E/seed*" -name metrics.json | wc -l)
+                    # the 5-epoch runs' first guess: 2.5x the wall time of a batch of 2-epoch runs
+                    [ $((n - n0)) -gt 0 ] && guess=$(( ($(date +%s) - t) * JOBS / (n - n0) * 5 / 2 ))
+                  done ;;
       fair)       python3 sweep.py --seeds "$FAIR_SEEDS" --jobs "$JOBS" --lr 1e-3 --epochs 100 --eval-every 20 \
                     --val-fraction 0.15 --head-weight-decay 0 --out-dir runs/lr1e-3-ep100 ;;
       headwd)     python3 sweep.py --seeds "$SEEDS" --jobs "$JOBS" --head-weight-decay 0 --out-dir runs/head-wd0 ;;
@@ -79,6 +99,7 @@ bundle() {
      $(sed 's|$|/env.json|' "$STATE/done.txt") $(sed 's|$|/metrics.json|' "$STATE/done.txt") \
      $(sed 's|$|/predictions.npz|' "$STATE/done.txt") $(find runs -name sweep_log.json) \
      $(ls runs/pilot-val/*.log 2>/dev/null) 2>/dev/null)
+  cp "$STATE/bench.json" "$OUT/bench.json" 2>/dev/null
   python3 - "$STATE" "$OUT/status.json" <<'EOF'
 import json, os, sys
 state, out = sys.argv[1], sys.argv[2]

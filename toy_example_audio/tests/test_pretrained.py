@@ -66,6 +66,25 @@ def test_crepe_encoder_conv1d_equals_its_conv2d_layers(audio):
     assert torch.allclose(g_out, g_ref, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("impl", ["gemm", "polyphase"])
+def test_crepe_conv1_implementations_agree(audio, impl):
+    """conv1 as one matmul over the unfolded windows, or as a stride-1 conv over 4 phases: the embedding and
+    the conv1 weight gradient equal those of F.conv1d (the GPU picks the fastest: gpu_job.sh's bench stage)."""
+    ce = audio.crepe_encoder
+    torch.manual_seed(0)
+    ref = ce.CrepeEncoder("tiny", pretrained=False).eval()
+    enc = ce.CrepeEncoder("tiny", pretrained=False, conv1_impl=impl).eval()
+    enc.load_state_dict(ref.state_dict())
+    frames = torch.randn(3, 1024)
+    out, want = enc(frames), ref(frames)
+    assert torch.allclose(out, want, atol=1e-5)
+    g = torch.autograd.grad(out.square().sum(), enc.conv1.weight)[0]
+    g_ref = torch.autograd.grad(want.square().sum(), ref.conv1.weight)[0]
+    assert torch.allclose(g, g_ref, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="conv1_impl must be one of"):
+        ce.CrepeEncoder("tiny", pretrained=False, conv1_impl="fft")
+
+
 def test_framing(audio):
     ce = audio.crepe_encoder
     x = torch.arange(4000, dtype=torch.float32)[None]

@@ -27,6 +27,10 @@ def test_quick_chain(folder, tmp_path):
     assert history[-1]["train/reg"] > 0  # the Fourier regulariser was part of the loss
 
     assert "0 to go" in run(folder, "sweep.py", *common, *grid, cwd=tmp_path)  # resumes: nothing left
+    # --time-budget: no run starts that the guess (before any has finished) says would end after it
+    out = run(folder, "sweep.py", *common, "--seeds", "1", "--num-frequencies-grid", "2", "--epochs", "2",
+              "--time-budget", "60", "--run-seconds-guess", "100", cwd=tmp_path)
+    assert "sweep: 0 runs" in out and "2 not started (--time-budget)" in out and not (runs / "standard-bin5" / "linear" / "seed1").exists()
     # the same run folder with other settings: one line naming the field, nothing trained or overwritten
     rerun = subprocess.run([sys.executable, str(folder / "train.py"), *common, "--head", "fourier", "--num-frequencies",
                             "2", "--epochs", "2", "--lr", "0.002"], cwd=tmp_path, capture_output=True, text=True,
