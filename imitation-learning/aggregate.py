@@ -479,12 +479,15 @@ def pqn_row(curve: dict) -> str:
     wall = sum(x["wall_seconds"] for x in s)
     env = s[-1]["env"]
     c = curve["config"]
-    return (f"| PQN agent (training, {c['num_envs']} envs + {c['eval_envs']} evaluation envs, sticky actions {c['sticky']}, "
+    game = "" if c["game"] == "Seaquest" else f"{c['game']}: "  # Seaquest's rows predate the other games
+    return (f"| {game}PQN agent (training, {c['num_envs']} envs + {c['eval_envs']} evaluation envs, sticky actions {c['sticky']}, "
             f"GPU updates; {len(s)} session{'s' if len(s) > 1 else ''}) | {steps / wall:,.0f} agent steps/s "
             f"({4 * steps / wall:,.0f} frames/s); {steps:,} steps in {wall:.0f} s | {env['gpu']}, {env['cpu_count']} CPU cores |")
 
 
-def throughput_table(rows, manifests: dict, timing, curves: dict | None = None) -> str:
+def throughput_table(rows, manifests: dict, timing, curves: dict | None = None, others: dict | None = None) -> str:
+    """manifests: Seaquest's per dataset; others: {(game, dataset): manifest} of the other games (named in their
+    rows, as are their DT rows)."""
     lines = ["| stage | measured | where |", "|---|---|---|"]
     manifest = manifests.get(LEGACY_DATASET)
     agent = manifest.get("agent") if manifest else None
@@ -501,11 +504,12 @@ def throughput_table(rows, manifests: dict, timing, curves: dict | None = None) 
                      f"{manifest['env']['gpu']}, {manifest['env']['cpu_count']} CPU cores |")
     for curve in (curves or {}).values():
         lines.append(pqn_row(curve))
-    for dataset, m in manifests.items():
-        if dataset == LEGACY_DATASET or not m:
+    named = [("", d, m) for d, m in manifests.items()] + [(f"{g}, ", d, m) for (g, d), m in (others or {}).items()]
+    for game, dataset, m in named:
+        if (not game and dataset == LEGACY_DATASET) or not m:
             continue
         t = m["throughput"]
-        lines.append(f"| dataset generation, {dataset} ({len(m['policies'])} snapshots, {t['workers']} workers x "
+        lines.append(f"| dataset generation, {game}{dataset} ({len(m['policies'])} snapshots, {t['workers']} workers x "
                      f"{t['envs_per_worker']} envs) | {t['kept_transitions_per_second']:,.0f} kept transitions/s; "
                      f"{sum(s['transitions'] for s in m['splits'].values()):,} transitions in {m['wall_seconds']:.0f} s | "
                      f"{m['env']['gpu']}, {m['env']['cpu_count']} CPU cores |")
@@ -513,6 +517,8 @@ def throughput_table(rows, manifests: dict, timing, curves: dict | None = None) 
         name = "linear" if r["head"] == "linear" else f"Fourier-{r['num_frequencies']}"
         if r["dataset"] != LEGACY_DATASET:
             name = f"{name} on {r['dataset']}"
+        if r["game"] != "Seaquest":
+            name = f"{name}, {r['game']}"
         v = r["train_samples_per_second_per_run"]
         pv = r["provenance"]
         calls = ", ".join(c for cs in pv.get("gpu_calls_used", {}).values() for c in cs)
@@ -546,9 +552,10 @@ def readme_blocks(results: Path, snapshots: Path, readme_text: str) -> dict:
                                            "dqn-replay-like")
     blocks["games"] = games_table(rows, results) + "\n\n" + sweep_table(rows)
     curves = {f.parent.name: json.loads(f.read_text()) for f in sorted(snapshots.glob("*/curve.json"))}
-    blocks["throughput"] = throughput_table([r for r in rows if r["game"] == "Seaquest"],
-                                            {d: m for d, m in manifests.items() if m},
-                                            read_json(results / "dt_timing_call1.json"), curves)
+    others = {(g, d): read_json(results / manifest_name(g, d)) for g in atari.GAMES if g != "Seaquest" for d in DATASETS}
+    blocks["throughput"] = throughput_table(rows, {d: m for d, m in manifests.items() if m},
+                                            read_json(results / "dt_timing_call1.json"), curves,
+                                            {k: m for k, m in others.items() if m})
     return blocks
 
 

@@ -52,6 +52,12 @@ def main(argv=None):
     size = sum(f.stat().st_size for f in target.iterdir()) / 2**20
     print(f"{len(chosen)} of {len(found)} snapshots ({chosen[0].name} .. {chosen[-1].name}) and curve.json "
           f"in {target}: {size:.1f} MiB")
+    games = [g for g in atari.GAMES if any((target.parent / g).glob("policy_*.pt"))]
+    if len(games) > 1:  # README, "Four games", step 2
+        total = sum(f.stat().st_size for g in games for f in (target.parent / g).glob("policy_*.pt")) / 2**20
+        print(f"warning: {target.parent} holds the snapshots of {len(games)} games ({', '.join(games)}; {total:.0f} MiB): "
+              f"what travels to a GPU machine is 64 MiB with the repository, so keep one game's snapshots in the tree "
+              f"(git rm the others' once their results are committed)")
 
 
 if __name__ == "__main__":

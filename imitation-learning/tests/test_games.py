@@ -113,6 +113,20 @@ def test_dt_scripts_wait_then_collect_on_a_fake_machine(tmp_path, which):
     assert f"runs/dqn-replay-like/{game}/linear/seed123/metrics.json" in names and "ckpt.pt" not in names
 
 
+def test_publishing_a_second_games_snapshots_warns_about_the_travel_limit(tmp_path, capsys):
+    pqn = pytest.importorskip("pqn")
+    import publish_snapshots
+    src, snaps = tmp_path / "run", tmp_path / "pqn"
+    src.mkdir()
+    (snaps / "Seaquest").mkdir(parents=True)
+    (snaps / "Seaquest/policy_001.pt").write_bytes(b"x" * 1000)
+    pqn.save_snapshot(pqn.QNetwork(4), src / "policy_001.pt", {"hidden": 4, "agent_steps": 100})
+    (src / "curve.json").write_text("{}")
+    publish_snapshots.main(["--game", "Gravitar", "--source", str(src), "--target", str(snaps / "Gravitar")])
+    out = capsys.readouterr().out
+    assert "warning:" in out and "2 games (Seaquest, Gravitar" in out and "64 MiB" in out
+
+
 # ---- a new game's results, synthetic ----------------------------------------------------------------
 
 def _run(runs, game, head, n, seed, base):
@@ -136,7 +150,7 @@ def _run(runs, game, head, n, seed, base):
 def test_a_new_games_sweep_in_the_summary_block_and_figure(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
-    for name in ("summary.json", "dataset_manifest_Seaquest.json", "gpu_calls.json"):
+    for name in ("summary.json", "dataset_manifest_Seaquest.json", "gpu_calls.json", "dt_timing_call1.json"):
         shutil.copy(HERE / "results" / name, results / name)
     committed = json.loads((HERE / "results/summary.json").read_text())["rows"]
     # Gravitar: linear 1.0; Fourier best at N = 26 on the per-epoch evaluations (base 3.0) but its final
@@ -168,6 +182,14 @@ def test_a_new_games_sweep_in_the_summary_block_and_figure(tmp_path):
     assert "N = 26: 3.40 / 1.50" in lines["Gravitar/dqn-replay-like"]
     assert "gain over linear +2.00 (best epoch) vs +0.50 (final evaluation" in block
     assert "| Fourier-26 | 2 | 1.50 ± 0.00 | 3.40 ± 0.00 | 0.100 ± 0.010 | ≈5.7 |" in block, block
+    blocks = aggregate.readme_blocks(results, tmp_path / "none", "")
+    assert blocks["games"] == block and "| DT training, Fourier-26 on dqn-replay-like, Gravitar (one of" in blocks["throughput"]
+    committed_rows = [line for line in (HERE / "README.md").read_text().splitlines() if line.startswith("| DT training, ")]
+    assert committed_rows and all(line in blocks["throughput"] for line in committed_rows)  # Seaquest's, unchanged
+    curve = {"config": {"game": "Gravitar", "num_envs": 128, "eval_envs": 8, "sticky": 0.25},
+             "sessions": [{"start_agent_steps": 0, "end_agent_steps": 1000, "wall_seconds": 1.0,
+                           "env": {"gpu": "NVIDIA H200", "cpu_count": 32}}]}
+    assert aggregate.pqn_row(curve).startswith("| Gravitar: PQN agent (training, 128 envs")
     import plot
     import plot_style
     plot_style.use()
