@@ -6,7 +6,8 @@
     python aggregate.py --check                     # CI: committed results and README blocks agree; writes nothing
 
 --update-readme also rewrites the README's generated blocks (`<!-- tsf-table:start -->` ... `<!-- tsf-table:end -->`,
-tsf-throughput, tsf-ddp) from the new results/summary.json. --check regenerates those blocks and
+tsf-throughput, tsf-ddp) from the new results/summary.json (the tsf-pool block is prepare_pool.py's, from
+benchmark/training_pool_manifest.json; --check checks it too). --check regenerates those blocks and
 results/table.md (and results/pilot/table.md) from the committed summaries, and the summaries' rows from
 the committed run files (results/run_files/, results/pilot/run_files/), writes nothing, and exits 1 with
 one line per stale item. Quick runs (config.json "quick") never reach results/: their table has no paper
@@ -32,6 +33,7 @@ from scaffold import Field, parse_config, update_block, write_json
 
 HERE = Path(__file__).resolve().parent
 RESULTS, README = HERE / "results", HERE / "README.md"
+POOL_MANIFEST = HERE / "benchmark" / "training_pool_manifest.json"  # prepare_pool.py; README block tsf-pool
 COMMITTED = (RESULTS, RESULTS / "pilot")  # each: summary.json, table.md, run_files/ (results/pilot: no README block)
 PMF_DATASET = "aus_retail"  # the forecast whose PMFs results/pmf_examples.npz keeps (first series, all steps)
 KEEP = ("config.json", "env.json", "train.json", "metrics.json", "log.jsonl", "curve.jsonl")  # copied to results/run_files/<run>/
@@ -196,6 +198,32 @@ def table_md(summary: dict) -> str:
     return text + ("\nTraining throughput (each head alone, same model):\n\n" + tp if tp else "")
 
 
+FREQ_ORDER = ("Y", "Q", "M", "W", "D", "B", "H", "30min", "15min", "other")
+
+
+def pool_table(manifest: dict) -> str:
+    """The README's tsf-pool block: series of the TSMixup pool per source and frequency (from the committed
+    benchmark/training_pool_manifest.json, written by prepare_pool.py)."""
+    meta = manifest["meta"]
+    freqs = [f for f in FREQ_ORDER if f in meta["per_freq"]] + sorted(set(meta["per_freq"]) - set(FREQ_ORDER))
+    lines = ["| source | items | " + " | ".join(freqs) + " | series | mixable (>= 128 values) |",
+             "|---|---:|" + "---:|" * len(freqs) + "---:|---:|"]
+    for src, row in meta["per_source"].items():
+        cross = meta["per_source_freq"][src]
+        lines.append(f"| {src} | {row['items']} | " + " | ".join(f"{cross.get(f, 0):,}" if cross.get(f) else "·"
+                                                            for f in freqs)
+                     + f" | {row['series']:,} | {row['mixable']:,} |")
+    lines.append(f"| **all** | {meta['num_items']} | " + " | ".join(f"{meta['per_freq'][f]['series']:,}" for f in freqs)
+                 + f" | **{meta['num_series']:,}** | **{meta['num_mixable']:,}** |")
+    lines.append(f"| mixable | | " + " | ".join(f"{meta['per_freq'][f]['mixable']:,}" for f in freqs) + " | | |")
+    dropped = meta["dropped"]
+    drops = "; ".join(f"{n:,} {why}" for why, n in dropped.get("dropped_series", {}).items())
+    items = ", ".join(k.replace(" (hash)", "") for k in dropped.get("dropped_item_names", {}))
+    return ("\n".join(lines) + f"\n\n{meta['num_values']:,} values in all (series capped at the last "
+            f"{meta['max_len']:,}). Dropped series: {drops}. Whole items dropped for sharing a "
+            f"{meta['hash_window']}-value window hash with the benchmark: {items or 'none'}.\n")
+
+
 def readme_blocks(summary: dict) -> dict:
     """The README's generated blocks, by marker name."""
     return {"tsf-table": table(summary["rows"], summary["seasonal_naive"]),
@@ -220,6 +248,9 @@ def check_committed() -> int:
             for name, text in readme_blocks(summary).items():
                 if update_block(README, name, text, check=True):
                     stale.append(f"README.md block {name} differs from results/summary.json")
+    if update_block(README, "tsf-pool", pool_table(json.loads(POOL_MANIFEST.read_text())), check=True):
+        stale.append(f"README.md block tsf-pool differs from {POOL_MANIFEST.relative_to(HERE)} "
+                     "(python prepare_pool.py rewrites both)")
     for line in stale:
         print(f"stale: {line}; run `python aggregate.py --update-readme` on the runs that made it", file=sys.stderr)
     return 1 if stale else 0

@@ -8,7 +8,9 @@ is a gather of bank matrices, elementwise + / x, a batched Cholesky and a matrix
 runs on a GPU in seconds for tens of thousands of series (float64, jitter escalated on failure).
 
 TSMixup (Chronos §4.1): convex combinations (Dirichlet(1.5) weights) of 1-3 mean-scaled windows of
-real series; our pool is benchmark/training_pool.npz (prepare_pool.py), disjoint from the benchmark.
+real series; our pool is data/training_pool.npz, built by prepare_pool.py from packages that bundle data
+(not committed; benchmark/training_pool_manifest.json records its series and content hashes), disjoint
+from the benchmark. `--pool benchmark` uses the 96 series stored inside benchmark.npz instead.
 
     python data.py --num-series 200000 --device cuda   # -> data/kernelsynth-n200000-L1024-s0-bank33/ (shards)
 """
@@ -28,7 +30,8 @@ from scaffold import Field, parse_config, pick_device
 
 HERE = Path(__file__).resolve().parent
 BENCHMARK = HERE / "benchmark" / "benchmark.npz"
-POOL = HERE / "benchmark" / "training_pool.npz"   # prepare_pool.py
+POOL = HERE / "data" / "training_pool.npz"   # prepare_pool.py (generated, not committed)
+POOL_MANIFEST = HERE / "benchmark" / "training_pool_manifest.json"  # its committed record
 MIN_MIXUP_LENGTH = 128  # observed values of every TSMixup series, at least
 
 # ---- KernelSynth -----------------------------------------------------------------------------------
@@ -154,12 +157,16 @@ def benchmark_names(path=BENCHMARK) -> list[str]:
 
 
 def load_pool(path=POOL):
-    """The TSMixup pool of prepare_pool.py: (list of float64 arrays, dict of per-series arrays names/items/freqs,
-    meta). Falls back to the 96-series pool inside benchmark.npz where the pool file is absent."""
-    path = Path(path)
-    if not path.exists():
+    """The TSMixup pool: (list of float64 arrays, dict of per-series arrays names/items/freqs, meta).
+    `path` is a file of prepare_pool.py, or "benchmark" for the 96-series pool inside benchmark.npz (the
+    pool of the committed 900-step runs and of --quick). A missing file is an error, never a fallback."""
+    if str(path) == "benchmark":
         _, pool = load_benchmark()
         return pool, dict(items=np.array(["benchmark.npz pool"] * len(pool))), {}
+    path = Path(path)
+    if not path.exists():
+        raise SystemExit(f"error: TSMixup pool {path} not found: build it with `pip install -e '.[tsf-data]'` and "
+                         "`python prepare_pool.py`, or pass --pool benchmark (the 96 series inside benchmark.npz)")
     z = np.load(path, allow_pickle=False)
     v, o = z["values"].astype(np.float64), z["offsets"]
     series = [v[a:b] for a, b in zip(o[:-1], o[1:])]
@@ -231,12 +238,12 @@ class WindowSampler:
 
 @dataclass
 class Config:
-    num_series: int = Field(20000, "KernelSynth series to generate", low=1)
+    num_series: int = Field(200_000, "KernelSynth series to generate (train.py's default)", low=1)
     length: int = Field(1024, "values per series", low=2)
     seed: int = Field(0, "seed of the set", low=0)
     batch_size: int = Field(256, "series per batched Cholesky (the set depends on it)", low=1)
     device: str = Field("auto", "auto | cpu | cuda | cuda:N")
-    out: str = Field("", "folder (default: data/kernelsynth-n<N>-L<length>-s<seed>-bank33)")
+    out: str = Field("", "folder (default: data/kernelsynth-n<N>-L<length>-s<seed>-bank33, what train.py reads)")
 
 
 def main(argv=None):

@@ -34,6 +34,11 @@ esac
 if [[ "$MODE" != "--quick" ]] && ! git -C "$ROOT" rev-parse HEAD > /dev/null 2>&1 && [[ -z "${FOURIER_HEAD_COMMIT:-}" ]]; then
   echo "warning: no .git and no FOURIER_HEAD_COMMIT: env.json will say commit 'unknown'" >&2
 fi
+# Every mode but --quick trains on the TSMixup pool, which is generated (prepare_pool.py reads the tsf-data
+# packages, which a GPU machine lacks): build it first and carry time-series-forecasting/data/training_pool.npz.
+if [[ "$MODE" != "--quick" && ! -f data/training_pool.npz ]]; then
+  echo "error: data/training_pool.npz missing: build it with prepare_pool.py (README 'Data') and carry it" >&2; exit 2
+fi
 TORCHRUN=("$PY" -m torch.distributed.run)
 
 copy_out() {  # run outputs without checkpoints, one tarball per runs folder
@@ -102,7 +107,7 @@ elif [[ "$MODE" == "--paper" ]]; then
 elif [[ "$MODE" == "--ablations" ]]; then
   # Table 3's two Fourier-550 ablations (gamma = 0; uniform binning) at the budget of the main runs
   R=runs/h100; mkdir -p $R; STEPS=${STEPS:-900}
-  "$PY" data.py --num-series 20000
+  "$PY" data.py --num-series 200000
   for H in "--gamma 0" "--binning uniform"; do
     "$PY" train.py --batch-size 64 --out-dir $R --head fourier --num-frequencies 550 $H --steps "$STEPS" \
       --ckpt-every 500 --log-every 50 > "$R/train_f550_$(echo $H | tr -d ' -').log" 2>&1 &
@@ -117,7 +122,7 @@ elif [[ "$MODE" == "--ablations" ]]; then
 elif [[ "$MODE" == "--ddp" ]]; then
   R=runs/ddp; mkdir -p $R
   export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-  "$PY" data.py --num-series 20000
+  "$PY" data.py --num-series 200000
   B="--head fourier --num-frequencies 550 --batch-size 64 --bench-steps 40"
   "$PY" train.py $B | tee -a $R/bench.txt
   "${TORCHRUN[@]}" --nproc-per-node 2 train.py $B | tee -a $R/bench.txt
@@ -127,7 +132,7 @@ elif [[ "$MODE" == "--ddp" ]]; then
 else
   R=runs/h100; mkdir -p $R
   BUDGET=${BUDGET:-330}
-  "$PY" data.py --num-series "${KS_SERIES:-20000}" --length "${KS_LENGTH:-1024}"
+  "$PY" data.py --num-series "${KS_SERIES:-200000}" --length "${KS_LENGTH:-1024}"
   COMMON="--batch-size 64 --out-dir $R ${EXTRA:-}"  # EXTRA: e.g. a tiny model for a CPU dry run
   # step times of each head alone (also the throughput measurement: tokens/s, linear vs Fourier)
   : > $R/bench.jsonl

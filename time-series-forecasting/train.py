@@ -72,7 +72,7 @@ class Config:
     tsmixup_series: int = Field(200_000, "TSMixup mixtures of the training pool", low=2)
     series_length: int = Field(1024, "length of the generated series", low=tsdata.MIN_MIXUP_LENGTH)
     kernel_synth_dir: str = Field("", "KernelSynth cache (default data/kernelsynth-n<N>-L<length>-s<data_seed>-bank33)")
-    pool: str = Field(str(tsdata.POOL), "TSMixup pool (prepare_pool.py)")
+    pool: str = Field(str(tsdata.POOL), "TSMixup pool: a prepare_pool.py file, or 'benchmark' (the 96 series in benchmark.npz)")
     heldout_fraction: float = Field(0.01, "last share of both banks: never trained on, scored as held-out CE",
                                     low=0.0, high=0.5)
     heldout_every: int = Field(500, "held-out training-mix cross-entropy every this many steps (0: off)", low=0)
@@ -99,7 +99,7 @@ QUICK = dict(size="smoke", steps=20, batch_size=8, context_length=64, prediction
              kernel_synth_series=64, tsmixup_series=64, series_length=128, ckpt_every=10, log_every=5,
              heldout_every=10, heldout_windows=16, heldout_fraction=0.1,
              out_dir=str(HERE / "runs" / "quick"), kernel_synth_dir=str(HERE / "runs" / "quick" / "kernelsynth-bank33"),
-             num_frequencies=64, precision="fp32")
+             num_frequencies=64, precision="fp32", pool="benchmark")
 # may differ between the runs of one directory (where it runs, how it is watched, not what it trains)
 SYSTEM_FIELDS = ("device", "out_dir", "name", "kernel_synth_dir", "wandb", "bench_steps", "max_seconds")
 

@@ -1,6 +1,7 @@
 """Tests of the training data (kernel bank, pool disjointness), the tokenizer oracle and KV-cache sampling.
 CPU, no network, a few seconds each."""
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ sys.path.insert(0, str(HERE))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import data as tsdata  # noqa: E402
+import prepare_pool  # noqa: E402
 from prepare import window_hashes  # noqa: E402
 from tokenizer import N_SPECIAL, PAD, Tokenizer  # noqa: E402
 
@@ -44,23 +46,92 @@ def test_kernel_synth_cache(tmp_path):
 
 # ---- the TSMixup pool --------------------------------------------------------------------------------------
 
-@pytest.mark.skipif(not tsdata.POOL.exists(), reason="benchmark/training_pool.npz not built (prepare_pool.py)")
-def test_pool_is_disjoint_from_benchmark():
-    """No window of 16 consecutive values of any pool series equals (after z-normalisation, so also rescaled
-    or shifted) a window of any benchmark series, past or future."""
+BENCH_FREQS = {"Y", "Q", "M", "W", "D", "B", "H", "30min"}  # every frequency of the benchmark
+
+
+def benchmark_series():
     bench, _ = tsdata.load_benchmark()
-    bench_hashes = np.unique(np.concatenate([window_hashes(np.concatenate([p, f]), 16)
-                                             for ds in bench.values() for _, p, f in ds["items"]]))
+    return [np.concatenate([p, f]) for ds in bench.values() for _, p, f in ds["items"]]
+
+
+def manifest():
+    return json.loads(tsdata.POOL_MANIFEST.read_text())
+
+
+def test_pool_manifest_counts_and_disjointness():
+    """The committed record of the pool: >= 1,000 series, every benchmark frequency represented by series
+    long enough to mix, counts that add up, no source item of the benchmark, and no series whose content
+    hash (z-normalised values) equals that of a benchmark series or of another pool series."""
+    m = manifest()
+    meta, rows = m["meta"], [dict(zip(m["columns"], r)) for r in m["series"]]
+    assert meta["num_series"] == len(rows) >= 1000
+    assert sum(r["length"] >= meta["mixable_min_len"] for r in rows) == meta["num_mixable"] >= 1000
+    mixable_freqs = {r["freq"] for r in rows if r["length"] >= meta["mixable_min_len"]}
+    assert BENCH_FREQS <= mixable_freqs
+    for table in ("per_freq", "per_source"):
+        assert sum(v["series"] for v in meta[table].values()) == len(rows)
+    assert sum(sum(v.values()) for v in meta["per_source_freq"].values()) == len(rows)
+    items = {r["item"] for r in rows}
+    assert not [i for i in items if i.split("::")[-1] in prepare_pool.BLOCKED.get(i.split("::")[0], ())]
+    assert not any(k in i for i in items for k in ("global_economy", "aus_retail", "PBS", "m1_yearly", "::tourism",
+                                                    "prisonLF", "us-employment"))
+    bench_hashes = {prepare_pool.series_hash(v) for v in benchmark_series()}
+    pool_hashes = [r["hash"] for r in rows]
+    assert not bench_hashes & set(pool_hashes)
+    assert len(set(pool_hashes)) == len(pool_hashes)
+
+
+@pytest.mark.skipif(not tsdata.POOL.exists(),
+                    reason="data/training_pool.npz not built: pip install -e '.[tsf-data]'; python prepare_pool.py")
+def test_pool_is_disjoint_from_benchmark():
+    """The built pool is the one the manifest records (same series, same content hashes), and no window of
+    16 consecutive values of any pool series equals (after z-normalisation, so also rescaled or shifted) a
+    window of any benchmark series, past or future."""
     pool, info, meta = tsdata.load_pool()
+    m = manifest()
+    assert [[str(i), str(n), str(f), len(v), prepare_pool.series_hash(v)]
+            for i, n, f, v in zip(info["items"], info["names"], info["freqs"], pool)] == m["series"]
+    # the drop report may differ with package versions (an item one version lacks is not dropped: it is
+    # absent); the kept series and their counts may not
+    assert {k: v for k, v in meta.items() if k != "dropped"} == {k: v for k, v in m["meta"].items() if k != "dropped"}
+    bench_hashes = np.unique(np.concatenate([window_hashes(v, 16) for v in benchmark_series()]))
     assert len(bench_hashes) > 100_000
     pool_hashes = np.concatenate([window_hashes(v, 16) for v in pool])
-    assert len(pool_hashes) > 100_000
+    assert len(pool_hashes) > 1_000_000
     assert not np.isin(pool_hashes, bench_hashes).any()
-    # and no source item of the benchmark appears in the pool
-    items = set(info["items"].tolist())
-    assert not any(k in i for i in items for k in ("global_economy", "aus_retail", "PBS", "m1_yearly", "::tourism"))
-    assert meta["num_series"] == len(pool) >= 1000
-    assert {"Y", "Q", "M", "W", "D", "H"} <= set(meta["per_freq"])
+
+
+def test_pool_file_missing_is_one_line(tmp_path):
+    with pytest.raises(SystemExit, match="not found: build it with .*prepare_pool.py.*--pool benchmark"):
+        tsdata.load_pool(tmp_path / "none.npz")
+    pool, info, meta = tsdata.load_pool("benchmark")  # the 96 series inside benchmark.npz, on request only
+    assert len(pool) == len(info["items"]) > 50 and meta == {}
+
+
+def test_pool_cleaning_rules():
+    """Trailing NaNs (not yet reported) are cut before the NaN-free tail; a sub-sampled copy (values of a
+    benchmark series in its order) is caught, values shared by chance in no order are not."""
+    v = np.r_[np.nan, np.arange(40.0) ** 1.5, np.nan, np.nan]
+    assert np.array_equal(prepare_pool.clean(v), np.arange(40.0) ** 1.5)
+    assert prepare_pool.clean(np.r_[np.arange(30.0), np.nan, np.arange(10.0)]) is None  # tail too short
+    rng = np.random.default_rng(0)
+    daily = np.round(100 + rng.standard_normal(3000).cumsum(), 2)
+    assert prepare_pool.in_order(daily[::21][:120], daily)             # a "monthly" sub-sample: a copy
+    counts = rng.integers(0, 500, 200).astype(float)
+    assert not prepare_pool.in_order(rng.permutation(np.unique(counts))[:150], counts)  # chance, any order
+    assert prepare_pool.in_order(daily[:5], daily)                     # too few matches to tell: a copy
+    h = prepare_pool.series_hash
+    assert h(daily) == h(3 * daily + 7) != h(daily[1:])                # rescaled / shifted copies share it
+
+
+def test_grouped_panels():
+    import pandas as pd
+    df = pd.DataFrame(dict(city=["b", "a", "a", "b", "a"], date=["2001", "2001", "2000", "2000", "2002"],
+                           sales=[4.0, 2.0, 1.0, 3.0, 5.0], rownames=range(5)))
+    assert [(n, v.tolist()) for n, v in prepare_pool.grouped(df, "city", ["sales"], "date")] == [
+        ("a::sales", [1.0, 2.0, 5.0]), ("b::sales", [3.0, 4.0])]
+    assert [(n, v.tolist()) for n, v in prepare_pool.grouped(df, None, None, "date")] == [
+        ("sales", [1.0, 3.0, 4.0, 2.0, 5.0])]  # time order (stable); rownames is no series
 
 
 def test_window_hashes_catch_copies():
@@ -163,3 +234,28 @@ def test_sampling_uses_the_current_cache_api(monkeypatch):
     with pytest.warns(FutureWarning, match="past_key_values"):
         legacy_out, legacy_pmfs = sample()
     assert torch.equal(out, legacy_out) and torch.equal(pmfs, legacy_pmfs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_kv_cache_samples_equal_full_forward_samples(dtype):
+    """The tokens model.sample draws with its KV cache are the tokens a sampler that reruns the full
+    (uncached) decoder over the prefix at every step draws from the same generator, top-k 50 included."""
+    from model import ModelConfig, build_model
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(size="smoke", head="fourier", num_frequencies=8, dropout=0.0)).to(dtype).eval()
+    ids = torch.randint(N_SPECIAL, 4096, (3, 20))
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    B, S, H = 3, 4, 7
+    cached, _ = model.sample(ids, mask, horizon=H, num_samples=S, top_k=50, temperature=0.9,
+                             generator=torch.Generator().manual_seed(5))
+    gen = torch.Generator().manual_seed(5)
+    ids_r, mask_r = ids.repeat_interleave(S, 0), mask.repeat_interleave(S, 0)
+    prefix = torch.empty(B * S, 0, dtype=torch.long)
+    with torch.no_grad():
+        for t in range(H):
+            labels = torch.cat([prefix, torch.full((B * S, 1), PAD)], 1)  # the last label is never read
+            probs = (model(ids_r, mask_r, labels)[:, t] / 0.9).softmax(-1)
+            kth = probs.topk(50, dim=-1).values[:, -1:]
+            probs = torch.where(probs >= kth, probs, torch.zeros_like(probs))
+            prefix = torch.cat([prefix, torch.multinomial(probs, 1, generator=gen) + N_SPECIAL], 1)
+    assert torch.equal(cached, prefix.view(B, S, H))
