@@ -84,6 +84,8 @@ class Config:
     dropout: float = Field(0.1, "T5 dropout", low=0.0, high=0.99)
     # system
     precision: str = Field("bf16", "bf16 autocast (on a GPU) | fp32", choices=("bf16", "fp32"))
+    compile: bool = Field(False, "torch.compile the model's forward (same math; scripts/compile_check.py "
+                          "compares its gradients with eager ones and times both)")
     ckpt_every: int = Field(1000, "checkpoint every this many steps (and at the end)", low=1)
     log_every: int = Field(50, "log.jsonl line every this many steps", low=1)
     out_dir: str = Field(str(HERE / "runs"), "where run directories go (--quick: runs/quick)")
@@ -101,7 +103,7 @@ QUICK = dict(size="smoke", steps=20, batch_size=8, context_length=64, prediction
              out_dir=str(HERE / "runs" / "quick"), kernel_synth_dir=str(HERE / "runs" / "quick" / "kernelsynth-bank33"),
              num_frequencies=64, precision="fp32", pool="benchmark")
 # may differ between the runs of one directory (where it runs, how it is watched, not what it trains)
-SYSTEM_FIELDS = ("device", "out_dir", "name", "kernel_synth_dir", "wandb", "bench_steps", "max_seconds")
+SYSTEM_FIELDS = ("device", "out_dir", "name", "kernel_synth_dir", "wandb", "bench_steps", "max_seconds", "compile")
 
 
 def parse(argv=None) -> Config:
@@ -256,6 +258,8 @@ def build(cfg: Config, device, world: int) -> Learner:
     wrapped = model
     if world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if cfg.compile:  # the forward only: the loss (and the head's regulariser, read after it) stays eager
+        wrapped = torch.compile(wrapped)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16" and device.type == "cuda")
     return Learner(model, wrapped, opt, sched, autocast, cfg.grad_clip)
 

@@ -159,3 +159,16 @@ def test_commit_from_fourier_head_commit(tmp_path):
                        cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "abc1234"
     assert "GIT_COMMIT" not in (HERE / "train.py").read_text() and "GIT_COMMIT" not in (HERE / "run.sh").read_text()
+
+
+def test_compile_check_flags_a_lost_gradient():
+    """scripts/compile_check.py's comparison: a gradient missing or zero under compile, or off by more than
+    the tolerance, is reported by name; equal gradients are not."""
+    sys.path.insert(0, str(HERE / "scripts"))
+    import compile_check
+    g = {"a": torch.ones(3), "b": torch.ones(2), "c": torch.ones(2), "d": None}
+    run = lambda grads: {"loss": 1.0, "ce": 1.0, "reg": 0.0, "grads": grads}  # noqa: E731
+    same = compile_check.compare(run(g), run(dict(g)), 0.05)
+    assert same["bad"] == [] and same["max_relative_difference"] == 0.0
+    lost = compile_check.compare(run(g), run({"a": None, "b": torch.zeros(2), "c": 1.2 * torch.ones(2), "d": None}), 0.05)
+    assert lost["bad"] == ["a", "b", "c"]
