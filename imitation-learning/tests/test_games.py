@@ -74,7 +74,7 @@ def test_new_games_emulate_and_configure(game):
 FAKE_MACHINE = {  # script, its arguments, game, pid file, log file, archive
     "game_dt": ("game_dt.sh", ["Gravitar"], {}, "Gravitar", "dt_Gravitar.pids", "dt_Gravitar_linear_123.log",
                 "dt_Gravitar_runs.tgz"),
-    "dqn_dt": ("dqn_dt.sh", [], {"GAME": "Seaquest"}, "Seaquest", "dqn_dt.pids", "dqn_linear_123.log", "dqn_dt_runs.tgz"),
+    "dqn_dt": ("dqn_dt.sh", [], {}, "Seaquest", "dt_Seaquest.pids", "dt_Seaquest_linear_123.log", "dt_Seaquest_runs.tgz"),
 }
 
 
