@@ -17,7 +17,8 @@
 # session on nvidia-h200-x2 (SEEDS=0, then 1, then 2; ~40 min single-stream each, ~15-20 min on 2 GPUs x 2),
 # collect before the machine goes back.
 # Env: GPUS (default: every visible GPU), PER_GPU (shards run at once per GPU, default 2), SEEDS ("0 1 2"),
-#      EPOCHS (30), EXTRA (more grid.py flags, e.g. "--compile").
+#      EPOCHS (30), EXTRA (more grid.py flags, e.g. "--compile"), SKIP (variants not run there, e.g. the
+#      anchors and patch models already trained on a CPU by the same grid.py into runs/converged here).
 # Work: 12 shards (per seed: Fashion-MNIST in 3 variant groups, synthetic in 1). Estimated single-stream cost,
 # eager, from the short grid's H100 epoch times (Spectracles 10 s/Fashion-MNIST epoch, 1.8 s/synthetic epoch;
 # patch models 4-7 s) and, for the new rows, `grid.py --time-batches` on a CPU (seed-run3 and the anchors cost
@@ -37,11 +38,19 @@ GROUP_B="pe-simple legacy-layout seed-run3"
 GROUP_C="fnet-patches attention-patches logistic-regression mlp cnn"
 ALL="$GROUP_A $GROUP_B $GROUP_C"
 
-shards() {  # one line per shard, most expensive first: "<dataset> <seed> <variants...>"
-  for s in $SEEDS; do echo "fashion-mnist $s $GROUP_A"; done
-  for s in $SEEDS; do echo "fashion-mnist $s $GROUP_B"; done
-  for s in $SEEDS; do echo "synthetic $s $ALL"; done
-  for s in $SEEDS; do echo "fashion-mnist $s $GROUP_C"; done
+keep() {  # the variants of "$@" that SKIP does not name
+  local v out=()
+  for v in "$@"; do [[ " ${SKIP:-} " == *" $v "* ]] || out+=("$v"); done
+  echo "${out[*]}"
+}
+
+shards() {  # one line per shard, most expensive first: "<dataset> <seed> <variants...>" (empty ones left out)
+  local s group
+  for group in "fashion-mnist:$GROUP_A" "fashion-mnist:$GROUP_B" "synthetic:$ALL" "fashion-mnist:$GROUP_C"; do
+    set -- $(keep ${group#*:})
+    [ $# -gt 0 ] || continue
+    for s in $SEEDS; do echo "${group%%:*} $s $*"; done
+  done
 }
 
 worker() {  # worker <slot> <n_slots> <gpu>: runs shards slot, slot + n_slots, ... one after another
@@ -90,8 +99,8 @@ case "${1:-}" in
     ;;
   _run) run_all ;;
   status)
-    total=$(( 11 * 2 * $(echo "$SEEDS" | wc -w) ))
-    echo "finished runs: $(find "$OUT" -name metrics.json 2>/dev/null | wc -l) of $total"
+    total=$(shards | awk '{n += NF - 2} END {print n}')
+    echo "finished runs: $(find "$OUT" -name metrics.json 2>/dev/null | wc -l) (this job's shards hold $total)"
     if [ -f "$OUT/job.pid" ] && kill -0 "$(cat "$OUT/job.pid")" 2>/dev/null; then echo "job running"; else echo "job not running"; fi
     tail -n 3 "$OUT/logs/job.log" 2>/dev/null || true
     for f in "$OUT"/logs/worker*.log; do [ -f "$f" ] && echo "$f: $(tail -n 1 "$f")"; done
