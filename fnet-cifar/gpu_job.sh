@@ -17,8 +17,8 @@
 # session on nvidia-h200-x2 (SEEDS=0, then 1, then 2; ~40 min single-stream each, ~15-20 min on 2 GPUs x 2),
 # collect before the machine goes back.
 # Env: GPUS (default: every visible GPU), PER_GPU (shards run at once per GPU, default 2), SEEDS ("0 1 2"),
-#      EPOCHS (30), EXTRA (more grid.py flags, e.g. "--compile"), SKIP (variants not run there, e.g. the
-#      anchors and patch models already trained on a CPU by the same grid.py into runs/converged here).
+#      EPOCHS (30), EXTRA (more grid.py flags, e.g. "--compile"), SKIP (what is not run there: <variant> or
+#      <dataset>/<variant>, e.g. the runs already trained on a CPU by the same grid.py into runs/converged here).
 # Work: 12 shards (per seed: Fashion-MNIST in 3 variant groups, synthetic in 1). Estimated single-stream cost,
 # eager, from the short grid's H100 epoch times (Spectracles 10 s/Fashion-MNIST epoch, 1.8 s/synthetic epoch;
 # patch models 4-7 s) and, for the new rows, `grid.py --time-batches` on a CPU (seed-run3 and the anchors cost
@@ -38,16 +38,17 @@ GROUP_B="pe-simple legacy-layout seed-run3"
 GROUP_C="fnet-patches attention-patches logistic-regression mlp cnn"
 ALL="$GROUP_A $GROUP_B $GROUP_C"
 
-keep() {  # the variants of "$@" that SKIP does not name
-  local v out=()
-  for v in "$@"; do [[ " ${SKIP:-} " == *" $v "* ]] || out+=("$v"); done
+keep() {  # keep <dataset> <variants...>: those SKIP names neither as <variant> nor as <dataset>/<variant>
+  local d=$1 v out=()
+  shift
+  for v in "$@"; do [[ " ${SKIP:-} " == *" $v "* || " ${SKIP:-} " == *" $d/$v "* ]] || out+=("$v"); done
   echo "${out[*]}"
 }
 
 shards() {  # one line per shard, most expensive first: "<dataset> <seed> <variants...>" (empty ones left out)
   local s group
   for group in "fashion-mnist:$GROUP_A" "fashion-mnist:$GROUP_B" "synthetic:$ALL" "fashion-mnist:$GROUP_C"; do
-    set -- $(keep ${group#*:})
+    set -- $(keep ${group%%:*} ${group#*:})
     [ $# -gt 0 ] || continue
     for s in $SEEDS; do echo "${group%%:*} $s $*"; done
   done
