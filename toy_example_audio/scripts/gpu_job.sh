@@ -25,7 +25,9 @@
 #   pilot       scripts/pilot.sh again, seed 0, with the validation split (8 runs at once)  est. 1.5 min
 # (estimates from the H100 wall times of the committed sweeps, 6 jobs per GPU.) MEASURED for the pretrained
 # arm on an H200 at 1c4a611 (before the bench stage existed): 703-742 s per 2-epoch run with 6 sharing the GPU
-# (results/gpu_pilot_pretrained_seed0). LIMIT (seconds from the job's start, default 1500: a machine is held
+# (results/gpu_pilot_pretrained_seed0); on an H100 at 3289743 with the bench's pick (conv1 as gemm): bench
+# ~10 s, all 60 runs in 760 s, pilot 97 s, headwd 262 s; fair (18 runs at FAIR_SEEDS=0,1,2) did not finish
+# in the ~500 s left (results/gpu_logs/). LIMIT (seconds from the job's start, default 1500: a machine is held
 # at most 30 minutes) bounds the pretrained stage: a sweep starts no run that the measured time of the runs
 # before it says would end after LIMIT, and the runs go seed by seed, so complete seeds are left behind.
 # Each `wait` writes at most 3 files to $OUT: job.log, status.json and runs.tar.gz (configs, metrics and
@@ -117,7 +119,11 @@ case "${1:-}" in
     sleep 20; tail -n 5 "$STATE/job.log" ;;
   wait)
     limit=${2:-540}; t=0
-    while [ ! -f "$STATE/rc" ] && [ "$t" -lt "$limit" ]; do sleep 10; t=$((t + 10)); done
+    # bundle every 2 minutes as well: a call cut short by the session's device budget (its limit can be
+    # shorter than asked) still leaves the latest finished runs in $OUT (2026-12-07 lost a stage that way)
+    while [ ! -f "$STATE/rc" ] && [ "$t" -lt "$limit" ]; do
+      sleep 10; t=$((t + 10)); [ $((t % 120)) -eq 0 ] && bundle > /dev/null
+    done
     tail -n 15 "$STATE/job.log"; bundle ;;
   _job) job ;;
   *) echo "usage: $0 start | wait [seconds]"; exit 2 ;;

@@ -143,3 +143,51 @@ def test_quick_tables_have_no_paper_column_or_relative_change(audio, tmp_path, r
     assert json.loads((results / "summary_odds_evens-bin5.json").read_text())["quick"] is True
     assert "--update-readme" in refusal(audio.aggregate.main, ["--runs", str(runs), "--results", str(results),
                                                                "--update-readme"])
+
+
+def test_every_schedule_is_kept_and_the_unselected_one_is_tabled(audio, tmp_path):
+    """A setting with two schedules keeps both in `schedules` (rows + paired tests each); the README text
+    shows the validation-selected one as the main table and the other one after it, marked unselected."""
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    setting = "pretrained-crepe-tiny/standard-bin5"
+    for seed in range(2):
+        for epochs in (2, 5):  # every head is best on validation at 5 epochs; at 2 the test F1 is higher
+            fake_run(runs, setting, "linear", 0, seed, epochs, 0.5 + 0.1 * (epochs == 5), 0.4 + seed / 100)
+            fake_run(runs, setting, "fourier", 4, seed, epochs, 0.6 + 0.1 * (epochs == 5),
+                     0.9 - 0.3 * (epochs == 5) + seed / 50)
+    audio.aggregate.main(["--runs", str(runs), "--results", str(results)])
+    summary = json.loads((results / "summary_pretrained-crepe-tiny_standard-bin5.json").read_text())
+    assert [s["epochs"] for s in summary["schedules"]] == [2, 5]
+    assert {r["epochs"] for r in summary["rows"]} == {5}
+    two = summary["schedules"][0]
+    assert {r["epochs"] for r in two["rows"]} == {2}
+    assert two["paired_vs_linear"][0]["f1"]["fourier_minus_linear"] == pytest.approx(0.9 + 0.01 - 0.405)
+    table = (results / "table.md").read_text()
+    assert table.count("At 2 epochs for every head") == 1 and "At 5 epochs" not in table
+    assert "not selected on" in table
+
+
+def test_settings_without_validation_report_the_pilots_validation_choice(audio, tmp_path):
+    """From-scratch sweeps have no validation split: their headline N is the one the regenerated pilot
+    (results/pilot.json, validation scores) picked among the base recipe's N-only variants, never the best
+    by test F1, which is shown separately and marked optimistic."""
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    for seed in range(2):
+        fake_run(runs, "odds_evens-bin5", "linear", 0, seed, 60, 0.0, 0.50 + seed / 100, with_val=False)
+        fake_run(runs, "odds_evens-bin5", "fourier", 1, seed, 60, 0.0, 0.70 + seed / 100, with_val=False)  # test-best
+        fake_run(runs, "odds_evens-bin5", "fourier", 2, seed, 60, 0.0, 0.55 + seed / 50, with_val=False)
+    results.mkdir()
+    row = lambda name, changed, f1: {"variant": name, "changed": changed, "metrics_on": "validation",  # noqa: E731
+                                     "f1": f1}
+    (results / "pilot.json").write_text(json.dumps({"rows": [
+        row("base-f1", {"val_fraction": 0.15, "num_frequencies": 1}, 0.60),
+        row("base-f2", {"val_fraction": 0.15}, 0.65),  # the default N (2) is best on validation
+        row("base-linear", {"val_fraction": 0.15, "head": "linear"}, 0.99),  # not a Fourier variant
+        row("wide-f1", {"val_fraction": 0.15, "num_frequencies": 1, "d_model": 192}, 0.99)]}))  # another recipe
+    choice = audio.aggregate.pilot_choice(results)
+    assert choice["num_frequencies"] == 2 and choice["candidates"] == [1, 2]
+    audio.aggregate.main(["--runs", str(runs), "--results", str(results)])
+    table = (results / "table.md").read_text()
+    head = table.split("**odds_evens-bin5**")[1]
+    assert "Fourier N = 2 (chosen on the seed-0 validation pilot, N in {1, 2})" in head
+    assert "N = 1: " in table and "(optimistic)" in table
