@@ -23,6 +23,8 @@
 #   headwd      train.py in the committed 60-epoch setting but head weight decay 0 (30 runs; paired by
 #               seed with the committed runs: the weight-decay ablation)    est. 4-5 min
 #   pilot       scripts/pilot.sh again, seed 0, with the validation split (8 runs at once)  est. 1.5 min
+#   rerun       not in the default STAGES: the committed 60-epoch, 15-epoch and odd/even sweeps again (78 runs),
+#               so that their tables get ECE (their PMFs were not kept)   est. 9 min (their H100 wall times)
 # (estimates from the H100 wall times of the committed sweeps, 6 jobs per GPU.) MEASURED for the pretrained
 # arm on an H200 at 1c4a611 (before the bench stage existed): 703-742 s per 2-epoch run with 6 sharing the GPU
 # (results/gpu_pilot_pretrained_seed0); on an H100 at 3289743 with the bench's pick (conv1 as gemm): bench
@@ -87,6 +89,11 @@ EOF
                     --val-fraction 0.15 --head-weight-decay 0 --out-dir runs/lr1e-3-ep100 ;;
       headwd)     python3 sweep.py --seeds "$SEEDS" --jobs "$JOBS" --head-weight-decay 0 --out-dir runs/head-wd0 ;;
       pilot)      PYTHON=python3 EXTRA="--val-fraction 0.15" bash scripts/pilot.sh runs/pilot-val ;;
+      rerun)      # the three committed from-scratch sweeps again, with their test PMFs kept (ECE): the
+                  # committed rows came from results/runs.csv, whose runs' predictions.npz were not kept
+                  python3 sweep.py --seeds "$SEEDS" --jobs "$JOBS"
+                  python3 sweep.py --seeds "$SEEDS" --jobs "$JOBS" --epochs 15 --eval-every 5 --out-dir runs/short-15ep
+                  python3 sweep.py --seeds "${SPLIT_SEEDS:-0,1,2}" --jobs "$JOBS" --split odds_evens ;;
       *) echo "unknown stage $stage"; exit 2 ;;
     esac
   done
