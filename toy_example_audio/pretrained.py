@@ -14,7 +14,7 @@ head's output does not depend on the scale of its linear layer; the linear head 
 Model selection uses a validation split carved from train (data.validation_split); each run reports
 its validation metrics (`val`) and, once, at the end, its test metrics (`final`).
 
-    python pretrained.py --head fourier --num-frequencies 2 --epochs 2 --seed 0    # GPU: ~10-30 s
+    python pretrained.py --head fourier --num-frequencies 2 --epochs 2 --seed 0    # H100: ~40-50 s (6 at once)
     python pretrained.py --quick                                                  # tiny CPU run
 
 Writes runs/pretrained-crepe-<capacity>/<split>-bin<k>/<head tag>-ep<E>/seed<k>/{config,env,metrics}.json
