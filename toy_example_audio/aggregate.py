@@ -339,6 +339,11 @@ def chosen_n(summary: dict, pilot: dict | None = None) -> tuple[int | None, str]
     return sel["best_num_frequencies_by_test_f1"], "best by test F1; no validation split, so optimistic"
 
 
+def _comparison(summary: dict, n: int | None) -> dict | None:
+    """The paired Fourier - linear entry of N in a summary (None when that N did not run)."""
+    return next((c for c in summary["paired_vs_linear"] if c["num_frequencies"] == n), None)
+
+
 def _pct(comp: dict | None, m: str) -> str:
     if comp is None or comp[m] is None:
         return "—"
@@ -356,7 +361,7 @@ def paper_table(summaries: dict, pilot: dict | None = None) -> str:
              "test_best": ["—"]}
     for name, summary in summaries.items():
         n, how = chosen_n(summary, pilot)
-        comp = next((c for c in summary["paired_vs_linear"] if c["num_frequencies"] == n), None)
+        comp = _comparison(summary, n)
         if comp is None:
             continue
         header += f" {name} |"
@@ -371,8 +376,7 @@ def paper_table(summaries: dict, pilot: dict | None = None) -> str:
             cells["test_best"].append("— (N chosen on validation)")
         else:
             nt = sel["best_num_frequencies_by_test_f1"]
-            ct = next((c for c in summary["paired_vs_linear"] if c["num_frequencies"] == nt), None)
-            cells["test_best"].append(f"N = {nt}: {_pct(ct, 'f1')}")
+            cells["test_best"].append(f"N = {nt}: {_pct(_comparison(summary, nt), 'f1')}")
     labels = {"gain": "macro-F1 change, Fourier head vs linear", "best": "Fourier N",
               "mse": "MSE (BPM²) change", "nll": "NLL change", "ece": "ECE change",
               "test_best": "macro-F1 change at the best N by test F1 (optimistic)"}
@@ -383,7 +387,7 @@ def headline(summary: dict, quick: bool = False, pilot: dict | None = None) -> s
     """One generated sentence: the chosen Fourier head vs linear, and how N was chosen (quick: no relative change)."""
     n, how = chosen_n(summary, pilot)
     rows = {(r["head"], r["num_frequencies"]): r for r in summary["rows"]}
-    comp = next((c for c in summary["paired_vs_linear"] if c["num_frequencies"] == n), None)
+    comp = _comparison(summary, n)
     if ("linear", 0) not in rows or comp is None:
         return ""
     best, lin, prov = rows[("fourier", n)], rows[("linear", 0)], summary["provenance"]
