@@ -138,14 +138,17 @@ def compare(rows: list[dict]) -> list[dict]:
 
 def grid_provenance(records: list[dict], runs_dir: Path) -> dict:
     """Commit, GPU, torch of a grid's runs; its wall time from the GPU job's job.json (parallel shards) or
-    else from the grid calls (sequential), else the sum of the runs' own times."""
+    else from the grid calls (sequential) when they trained every one of the records (runs merged in from
+    runs.json, trained elsewhere, have no call here), else the sum of the runs' own times."""
     one = lambda key: ", ".join(sorted({str(r[key]) for r in records}))  # noqa: E731
     prov = {"gpu": one("gpu"), "torch": one("torch"), "commit": one("commit")}
-    job, calls = runs_dir / "job.json", sorted((runs_dir / "grid_calls").glob("*.json"))
+    job = runs_dir / "job.json"
+    calls = [json.loads(c.read_text()) for c in sorted((runs_dir / "grid_calls").glob("*.json"))]
+    trained = {name for c in calls for name in c["done"]}
     if job.exists():
         prov.update(json.loads(job.read_text()), wall_seconds_note="the whole GPU job, shards in parallel")
-    elif calls:
-        prov.update(wall_seconds=sum(json.loads(c.read_text())["wall_seconds"] for c in calls),
+    elif calls and all(f"{r['dataset']}/{r['variant']}/seed{r['seed']}" in trained for r in records):
+        prov.update(wall_seconds=sum(c["wall_seconds"] for c in calls),
                     wall_seconds_note="the grid calls, one after another")
     else:
         prov.update(wall_seconds=sum(r["wall_seconds"] for r in records), wall_seconds_note="sum of the runs' own times")

@@ -136,7 +136,8 @@ def main(argv=None) -> None:
     wall = time.perf_counter() - t_start
     call = {**train.config_dict(g), "quick": quick, "done": done, "failed": failed, "wall_seconds": wall,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    shard = f"{'-'.join(g.datasets)}_seeds{'-'.join(map(str, g.seeds))}"
+    # one record per call (a later call on other variants of the same data and seeds must not replace it)
+    shard = f"{'-'.join(g.datasets)}_seeds{'-'.join(map(str, g.seeds))}_{time.strftime('%Y%m%dT%H%M%S')}"
     write_json(Path(g.out_dir) / "grid_calls" / f"{shard}.json", call)
     print(f"grid: {len(done)} runs done, {len(failed)} failed, {wall:.0f} s")
     if failed:
