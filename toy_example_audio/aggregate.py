@@ -9,7 +9,8 @@ comparison, the example PMFs of Figure 2, and the README table.
 A "setting" is one folder of run folders, e.g. runs/standard-bin5 (the paper's labelling and split)
 -> results/summary_standard-bin5.json, or runs/pretrained-crepe-tiny/standard-bin5 ->
 results/summary_pretrained-crepe-tiny_standard-bin5.json. A setting whose run folders are absent but
-whose rows are in results/runs.csv is regenerated from that file (NLL yes; ECE needs the PMFs: null).
+whose rows are in results/runs.csv keeps its results/ summary, or, where there is none, is regenerated from
+that file (6 digits; ECE where the runs kept their PMFs).
 Rows: one per (head, N), each metric as {per_seed, mean, std}; runs with a validation split also choose
 the schedule of each head and the best N there (`selection`); Fourier - linear is tested paired by seed.
 The README block (between `<!-- results:start -->` and `<!-- results:end -->`) and results/table.md are
@@ -590,8 +591,8 @@ def main(argv=None) -> None:
                  "elsewhere)")
     if args.update_readme and not committed:
         sys.exit("error: --update-readme rewrites README.md from the committed results/ only (drop --results)")
-    # settings whose run folders are not here but whose per-run rows are in results/runs.csv are
-    # regenerated from it (the committed 60-epoch, 15-epoch and odd/even sweeps)
+    # settings whose run folders are not here: their rows in results/runs.csv go back into it, and their
+    # summary is kept (or, where results/ has none, regenerated from those rows)
     in_dirs = {r["setting"] for r in runs}
     csv_runs = [r for r in runs_from_csv(results / "runs.csv") if r["setting"] not in in_dirs]
     if not runs and not csv_runs:
@@ -602,6 +603,11 @@ def main(argv=None) -> None:
     for setting in main_first({r["setting"] for r in everything}):
         rs = [r for r in everything if r["setting"] == setting]
         path = results / summary_name(setting)
+        if setting not in in_dirs and path.exists() and not quick:
+            # no run folders here: the summary made from them stands (runs.csv keeps 6 digits only)
+            summaries[setting] = json.loads(path.read_text())
+            print(f"{setting}: no run folders under {runs_dir}; kept {path}")
+            continue
         legacy = results / "summary.json"  # the main setting's file before per-setting names
         prior_path = path if path.exists() else (legacy if setting == MAIN_SETTING and legacy.exists() else None)
         prior = json.loads(prior_path.read_text()) if prior_path else None

@@ -3,6 +3,7 @@ validation-based selection, paired tests, and regeneration from a committed runs
 
 import csv
 import json
+import re
 import shutil
 
 import numpy as np
@@ -72,8 +73,8 @@ def test_selection_on_validation_and_paired_tests(audio, tmp_path):
 
 
 def test_committed_runs_csv_regenerates_the_existing_settings(audio, folder, tmp_path):
-    """The committed 60-epoch, 15-epoch and odd/even sweeps, from results/runs.csv (their run folders are
-    not committed): NLL per seed, ECE null, no validation selection."""
+    """Every committed setting rebuilt from results/runs.csv alone (run folders are not committed; with no
+    summary in results/): NLL and ECE per seed, no validation selection for the from-scratch sweeps."""
     results = tmp_path / "results"
     results.mkdir()
     for name in ("runs.csv",):
@@ -87,9 +88,31 @@ def test_committed_runs_csv_regenerates_the_existing_settings(audio, folder, tmp
         check_schema(summary)
         if setting.startswith(("standard", "odds", "short")):
             assert summary["selection"]["validation"] is False
-            assert all(r["ece"]["mean"] is None for r in summary["rows"])
-            assert all(r["nll"]["mean"] is not None for r in summary["rows"])
+        assert all(r["ece"]["mean"] is not None and r["nll"]["mean"] is not None for r in summary["rows"])
+        committed = json.loads((folder / "results" / f"summary_{setting.replace('/', '_')}.json").read_text())
+        flat = lambda s: [v for r in s["rows"] for v in r["f1"]["per_seed"]]  # noqa: E731
+        assert flat(summary) == pytest.approx(flat(committed), abs=1e-6)
 
+
+
+def test_a_setting_without_run_folders_keeps_its_summary(audio, folder, tmp_path):
+    """Aggregating new runs of one setting leaves the others' summaries as they are (runs.csv's 6 digits
+    do not replace the full-precision numbers) and keeps their rows in runs.csv."""
+    results = tmp_path / "results"
+    results.mkdir()
+    name = "summary_pretrained-crepe-tiny_standard-bin5.json"
+    for f in ("runs.csv", name):
+        (results / f).write_text((folder / "results" / f).read_text())
+    runs = tmp_path / "runs"
+    for seed in range(2):
+        fake_run(runs, "odds_evens-bin5", "linear", 0, seed, 60, None, 0.5 + seed / 100, with_val=False)
+        fake_run(runs, "odds_evens-bin5", "fourier", 2, seed, 60, None, 0.6, with_val=False)
+    audio.aggregate.main(["--runs", str(runs), "--results", str(results)])
+    assert (results / name).read_text() == (folder / "results" / name).read_text()
+    with open(results / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sum(r["setting"] == "pretrained-crepe-tiny/standard-bin5" for r in rows) == 60
+    assert sum(r["setting"] == "odds_evens-bin5" for r in rows) == 4
 
 def test_check_passes_on_the_committed_readme(folder):
     """`aggregate.py --check` (CI): the committed README block and table.md are what results/ gives."""
@@ -112,7 +135,9 @@ def test_check_names_the_stale_block(audio, folder, tmp_path, monkeypatch, capsy
     monkeypatch.setattr(agg, "RESULTS", tmp_path / "results")
     assert agg.check_committed() == 0
     text = readme.read_text()
-    readme.write_text(text.replace("| 0.727 ± 0.021 |", "| 0.728 ± 0.021 |", 1))  # one hand-edited number
+    cell = re.search(r"\| (0\.\d{3}) ± (0\.\d{3}) \|", text)  # one hand-edited number
+    edited = cell.group(0).replace(cell.group(1), f"{float(cell.group(1)) + 0.001:.3f}", 1)
+    readme.write_text(text.replace(cell.group(0), edited, 1))
     capsys.readouterr()
     assert agg.check_committed() == 1
     err = capsys.readouterr().err.strip()
