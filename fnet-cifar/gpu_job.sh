@@ -7,7 +7,8 @@
 #                                             fnet_models.tar.gz (model.pt of every run; ~20 MB)
 # Then, in the repository: tar xzf fnet_converged.tar.gz -C fnet-cifar && python fnet-cifar/aggregate.py
 #   --runs fnet-cifar/runs/converged && python fnet-cifar/plot.py
-# Needs fnet-cifar/data/fashion-mnist/*.gz on the GPU machine (30 MB, ignored by git), and
+# Needs fnet-cifar/data/fashion-mnist/*.gz on the GPU machine (30 MB, ignored by git; `bash scripts/gpu_carry.sh
+# prepare fnet` makes them here), and
 # FOURIER_HEAD_COMMIT=<commit> when the machine has no .git (env.json records it). The repository itself is
 # ~56 MB of the 64 MiB one call may carry, so the data goes in 8 MB parts over 4 calls sent back to back:
 #   here:  bash scripts/carry_parts.sh split fnet-cifar/data/fashion-mnist

@@ -35,7 +35,8 @@ if [[ "$MODE" != "--quick" ]] && ! git -C "$ROOT" rev-parse HEAD > /dev/null 2>&
   echo "warning: no .git and no FOURIER_HEAD_COMMIT: env.json will say commit 'unknown'" >&2
 fi
 # Every mode but --quick trains on the TSMixup pool, which is generated (prepare_pool.py reads the tsf-data
-# packages, which a GPU machine lacks): build it first and carry time-series-forecasting/data/training_pool.npz.
+# packages, which a GPU machine lacks): build it first (`bash scripts/gpu_carry.sh prepare tsf`) and carry
+# time-series-forecasting/data/training_pool.npz.
 if [[ "$MODE" != "--quick" && ! -f data/training_pool.npz ]]; then
   echo "error: data/training_pool.npz missing: build it with prepare_pool.py (README 'Data') and carry it" >&2; exit 2
 fi

@@ -1,7 +1,6 @@
 # Sourced by the GPU job scripts: wheels for gymnasium + ale-py (the GPU image lacks them), paths, and the steps
-# the DT calls share. The wheels (git-ignored) are made here once, for the GPU image's Python 3.12:
-#   pip download --only-binary=:all: --no-deps --python-version 3.12 --platform manylinux_2_28_x86_64 \
-#     -d imitation-learning/.whl ale-py==0.12.1 gymnasium==1.4.0 farama-notifications==0.0.6
+# the DT calls share. The wheels (git-ignored, for the GPU image's Python 3.12) are made here once per checkout:
+#   bash scripts/gpu_carry.sh prepare imitation      # -> imitation-learning/.whl
 # FOURIER_HEAD_COMMIT=<commit> is the commit the provenance files record (the GPU machine has no .git).
 set -uo pipefail
 export PYTHONUNBUFFERED=1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 17's GPU runs, detached, on one GPU machine with no network (run from the repository root):
 #
-#   here, once:   bash toy_example_audio/scripts/prepare_gpu_carry.sh      # wheels + CREPE-tiny weights
+#   here, once per checkout: bash scripts/gpu_carry.sh prepare audio     # wheels + CREPE-tiny weights
 #   GPU call 1:   FOURIER_HEAD_COMMIT=<commit> bash toy_example_audio/scripts/gpu_job.sh start   # returns in
 #                 ~20 s; the job runs detached (the copy there has no .git: scaffold.git_commit() then reads
 #                 FOURIER_HEAD_COMMIT into every env.json)
