@@ -40,17 +40,19 @@ CHECKPOINT_KEYS = ("model", "model_config", "binning", "step")
 
 
 def load_checkpoint(path, device):
-    """A train.py checkpoint file -> (model in eval mode, tokenizer, checkpoint dict). ValueError with the
-    cause when the file is not one."""
+    """A train.py checkpoint or an export.py forecaster file -> (model in eval mode, float32, tokenizer, the
+    file's dict). ValueError with the cause when the file is neither."""
     try:
         ckpt = torch.load(path, map_location=device, weights_only=False)
     except Exception as e:  # torch's messages run over many lines; the first says what it is
         raise ValueError(f"cannot read {path} as a torch checkpoint ({str(e).splitlines()[0] or type(e).__name__})")
-    missing = [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    from export import is_forecaster, state_dict_of
+
+    missing = [] if is_forecaster(ckpt) else [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
-        raise ValueError(f"{path} is not a train.py checkpoint (no {', '.join(missing)})")
+        raise ValueError(f"{path} is not a train.py checkpoint or an export.py forecaster (no {', '.join(missing)})")
     model = build_model(ModelConfig(**ckpt["model_config"])).to(device)
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(state_dict_of(ckpt) if is_forecaster(ckpt) else ckpt["model"])
     return model.eval(), Tokenizer(ckpt["binning"]), ckpt
 
 

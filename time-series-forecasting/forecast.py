@@ -1,5 +1,6 @@
-"""Forecast your own series with a trained checkpoint: CSV in -> quantile forecasts CSV + plot out.
+"""Forecast your own series with a trained model: CSV in -> quantile forecasts CSV + plot out.
 
+    python forecast.py --csv sales.csv --horizon 12               # the shipped model, model/forecaster.pt
     python forecast.py --checkpoint runs/h100/<run>/checkpoint.pt --csv sales.csv --horizon 12
     python forecast.py ... --format long --id-column store --value-column sales
     python forecast.py ... --date-column week_start --out forecasts/
@@ -17,6 +18,9 @@ Output (--out, default <csv stem>_forecast.csv next to the input; a folder gets 
 CSV with columns id, step, date (when the input has a time column: the input's frequency continued),
 q0.1 ... q0.9, mean; and a PNG of the same name with the history and the 10-90% band of the first
 --plot-series series, value against date.
+
+--checkpoint takes a train.py checkpoint (or its run directory) or a forecaster file made by export.py;
+without it, the shipped forecaster model/forecaster.pt (export.py's default output) is used where it exists.
 
 Every problem (a flag, the CSV, a column, a value, the checkpoint, the output folder) ends with one line
 "error: ..." and a non-zero exit status before any forecasting, never a traceback.
@@ -38,12 +42,14 @@ from scaffold import Field, parse_config, pick_device  # noqa: E402
 
 TIME_NAMES = ("date", "ds", "timestamp", "time", "datetime", "month", "week", "year", "quarter", "period")
 MIN_LENGTH = 3
+SHIPPED = Path(__file__).resolve().parent / "model" / "forecaster.pt"  # the default model (export.py writes it)
 DEFAULT_CONTEXT = 512  # where the checkpoint's run has no config.json
 
 
 @dataclass
 class Config:
-    checkpoint: str = Field("", "checkpoint.pt of a train.py run (or its run directory); required")
+    checkpoint: str = Field("", "checkpoint.pt of a train.py run (or its run directory), or an export.py "
+                                "forecaster file (default: the shipped model/forecaster.pt)")
     csv: str = Field("", "input CSV; required")
     horizon: int = Field(12, "steps to forecast", low=1)
     format: str = Field("auto", "wide: a column per series | long: id/value rows | auto",
@@ -260,6 +266,11 @@ def read_long(df, time_col: Optional[str], id_col: str, value_col: str) -> Table
 # ------------------------------------------------------------------------------------------------
 
 def checkpoint_file(name: str) -> Path:
+    if not name:
+        if not SHIPPED.exists():
+            raise InputError(f"no --checkpoint, and no shipped model at {SHIPPED} (train one with run.sh, export "
+                             "it with export.py, or name a checkpoint)")
+        return SHIPPED
     path = Path(name)
     if path.is_dir():
         if not (path / "checkpoint.pt").exists():
@@ -270,8 +281,11 @@ def checkpoint_file(name: str) -> Path:
     return path
 
 
-def run_context_length(checkpoint: Path) -> int:
-    """The context length the checkpoint's run was trained with (its config.json), else 512."""
+def run_context_length(checkpoint: Path, ckpt: dict) -> int:
+    """The context length the model was trained with (a forecaster file's own, else its run's config.json),
+    else 512."""
+    if "context_length" in ckpt:
+        return int(ckpt["context_length"])
     config = checkpoint.parent / "config.json"
     try:
         return int(json.loads(config.read_text())["context_length"])
@@ -368,8 +382,8 @@ def main(argv=None) -> int:
     cfg = parse_config(Config, argv, description=__doc__)
     device = pick_device(cfg.device)
     try:
-        if not cfg.checkpoint or not cfg.csv:
-            raise InputError(f"--{'checkpoint' if not cfg.checkpoint else 'csv'} is required (see --help)")
+        if not cfg.csv:
+            raise InputError("--csv is required (see --help)")
         checkpoint = checkpoint_file(cfg.checkpoint)
         table = read_series(Path(cfg.csv), cfg.format, cfg.id_column, cfg.value_column, cfg.date_column)
     except InputError as e:
@@ -379,12 +393,12 @@ def main(argv=None) -> int:
     from evaluate import forecast, load_checkpoint
     from metrics import QUANTILES
     try:
-        model, tokenizer, _ = load_checkpoint(checkpoint, device)
+        model, tokenizer, ckpt = load_checkpoint(checkpoint, device)
         out = output_path(cfg.out, Path(cfg.csv))
     except (ValueError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    context_length = cfg.context_length or run_context_length(checkpoint)
+    context_length = cfg.context_length or run_context_length(checkpoint, ckpt)
     pasts = [s.values for s in table.series]
     paths = forecast(model, tokenizer, pasts, cfg.horizon, context_length, cfg.num_samples, seed=cfg.seed,
                      device=device)

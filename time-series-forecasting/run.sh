@@ -54,6 +54,8 @@ if [[ "$MODE" == "--slice" || "$MODE" == "--pilot" ]]; then
   # 200k KernelSynth series on its GPU (cached under data/), trains with a held-out training-mix CE every 500
   # steps and a benchmark evaluation every 5k steps (curve.jsonl), then evaluate.py scores the final weights.
   # When every run is done: runs/slice/bundle_<tag>.tgz (everything but checkpoints) and DONE_<tag>.
+  # Each run also leaves <run>/forecaster_int8.pt (export.py; T5-mini: ~21 MB, over the 16 MiB a file may
+  # have in $OUT: bring it back in parts, `split -b 15M <file> $OUT/<run>.part_`, then `cat` them here).
   # --pilot: the same at 1,500 steps (evaluations every 500), ~4-5 min with data generation.
   R=runs/slice; mkdir -p $R
   SEED=${SEED:-0}
@@ -77,14 +79,16 @@ if [[ "$MODE" == "--slice" || "$MODE" == "--pilot" ]]; then
       "$PY" train.py $H --seed "$RSEED" $REST --steps "$STEPS" --batch-size 64 --out-dir $R --name "$NAME" \
         --eval-every "$EVAL_EVERY" --heldout-every "$HELD" --log-every 50 --ckpt-every 4000 ${EXTRA:-} \
         > "$R/$NAME.train.log" 2>&1 \
-      && "$PY" evaluate.py "$R/$NAME" ${EVAL_EXTRA:-} > "$R/$NAME.eval.log" 2>&1
+      && "$PY" evaluate.py "$R/$NAME" ${EVAL_EXTRA:-} > "$R/$NAME.eval.log" 2>&1 \
+      && "$PY" export.py --run "$R/$NAME" --out "$R/$NAME/forecaster_int8.pt" --max-mb 100 --force \
+        >> "$R/$NAME.eval.log" 2>&1
       echo "$NAME exit $?" >> "$R/status_$TAG.txt"
     ) &
     i=$((i + 1))
   done
   wait
   runs=$(for spec in $RUNS; do IFS=: read -r HEAD RSEED REST <<< "$spec"; echo "${HEAD}_seed${RSEED}${REST:+_$(echo "$REST" | tr -d ' -')}_steps${STEPS}"; done)
-  (cd $R && tar czf "bundle_$TAG.tgz" --exclude='checkpoint.*' status_"$TAG".txt \
+  (cd $R && tar czf "bundle_$TAG.tgz" --exclude='checkpoint.*' --exclude='forecaster_*' status_"$TAG".txt \
      $(for n in $runs; do echo "$n" "$n.train.log" "$n.eval.log"; done) 2>/dev/null || true)
   touch "$R/DONE_$TAG"
   echo "bundle: $R/bundle_$TAG.tgz ($(du -h "$R/bundle_$TAG.tgz" | cut -f1))"

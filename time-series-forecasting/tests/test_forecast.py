@@ -159,7 +159,7 @@ def test_checkpoint_used_as_named(checkpoint, tmp_path, capsys):
     assert code == 2 and "cannot read" in err and "as a torch checkpoint" in err and err.count("\n") == 1
     torch.save({"weights": torch.zeros(2)}, tmp_path / "ckpt" / "other.pt")
     code, err = run(tmp_path / "ckpt" / "other.pt", tmp_path / "air.csv", capsys=capsys)
-    assert code == 2 and "is not a train.py checkpoint (no model, model_config, binning, step)" in err
+    assert code == 2 and "is not a train.py checkpoint or an export.py forecaster (no model, model_config, binning, step)" in err
     code, err = run(tmp_path / "missing.pt", tmp_path / "air.csv", capsys=capsys)
     assert code == 2 and err == f"error: --checkpoint {tmp_path / 'missing.pt'}: no such file\n"
     code, err = run(checkpoint, tmp_path / "missing.csv", capsys=capsys)
