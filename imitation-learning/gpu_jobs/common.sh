@@ -6,6 +6,7 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 if ! python3 -c "import ale_py" 2>/dev/null; then
+  bash "$ROOT/scripts/gpu_carry.sh" check imitation > /dev/null || { bash "$ROOT/scripts/gpu_carry.sh" check imitation; exit 1; }
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     "$ROOT"/imitation-learning/.whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site:${PYTHONPATH:-}

@@ -121,6 +121,8 @@ EOF
 
 case "${1:-}" in
   start)
+    # the carried files first: one line per missing one (carry toy_example_audio/gpu_carry), nothing started
+    bash "$ROOT/scripts/gpu_carry.sh" check audio > /dev/null || { bash "$ROOT/scripts/gpu_carry.sh" check audio; exit 1; }
     mkdir -p "$STATE"; rm -f "$STATE/rc"
     setsid nohup bash -c "bash '$0' _job > '$STATE/job.log' 2>&1; echo \$? > '$STATE/rc'" > /dev/null 2>&1 &
     sleep 20; tail -n 5 "$STATE/job.log" ;;
