@@ -1,5 +1,5 @@
 """What every experiment of this repository shares: config, run identity, provenance, atomic results,
-device choice, README blocks, optional tracking. Installed with the package (`pip install -e .`).
+device choice, paired statistics, README blocks, optional tracking. Installed with the package (`pip install -e .`).
 
     from scaffold import Field, parse_config, pick_device, prepare_run, provenance, write_json
 
@@ -285,6 +285,42 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     numpy.random.seed(seed)
     torch.manual_seed(seed)
+
+
+# ------------------------------------------------------------------------------------------------
+# paired statistics over seeds
+# ------------------------------------------------------------------------------------------------
+
+def bootstrap_interval(x, level: float = 0.95, exact_up_to: int = 10, resamples: int = 100_000) -> list:
+    """Percentile bootstrap interval of the mean of x. Up to `exact_up_to` values, exact: every resample
+    (multiset of counts c, probability n!/(prod c_i! n^n)) enumerated, so no random numbers; the quantiles
+    are those of the inverted CDF (np.quantile method="inverted_cdf" over all n^n resamples). Above, a
+    seeded Monte Carlo estimate."""
+    import itertools
+
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    a = (1 - level) / 2
+    if n == 0:
+        return [math.nan, math.nan]
+    if n <= exact_up_to:
+        means, probs = [], []
+        log_n_fact, log_nn = math.lgamma(n + 1), n * math.log(n)
+        for combo in itertools.combinations_with_replacement(range(n), n):
+            c = np.bincount(combo, minlength=n)
+            means.append(float(c @ x) / n)
+            probs.append(math.exp(log_n_fact - sum(math.lgamma(k + 1) for k in c) - log_nn))
+        order = np.argsort(means, kind="stable")
+        means, cdf = np.array(means)[order], np.cumsum(np.array(probs)[order])
+        cdf /= cdf[-1]
+        lo = means[np.searchsorted(cdf, a - 1e-12)]
+        hi = means[np.searchsorted(cdf, 1 - a - 1e-12)]
+        return [float(lo), float(hi)]
+    rng = np.random.default_rng(0)
+    m = x[rng.integers(0, n, (resamples, n))].mean(1)
+    return [float(v) for v in np.quantile(m, [a, 1 - a], method="inverted_cdf")]
 
 
 # ------------------------------------------------------------------------------------------------

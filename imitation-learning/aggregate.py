@@ -41,7 +41,6 @@ keyed by that commit) says which GPU calls trained it, what code ran and how man
 """
 
 import hashlib
-import itertools
 import json
 import math
 import shutil
@@ -53,7 +52,7 @@ import numpy as np
 
 import atari
 from make_dataset import DATASETS
-from scaffold import Field, parse_config, update_block, write_json
+from scaffold import Field, bootstrap_interval, parse_config, update_block, write_json
 from train import LEGACY_DATASET, run_dir
 
 HERE = Path(__file__).resolve().parent
@@ -78,34 +77,6 @@ def stats(per_seed: dict) -> dict:
 
 
 # ---- paired statistics over seeds ----------------------------------------------------------------
-
-def bootstrap_interval(x, level: float = 0.95, exact_up_to: int = 10, resamples: int = 100_000) -> list:
-    """Percentile bootstrap interval of the mean of x. Up to `exact_up_to` values, exact: every resample
-    (multiset of counts c, probability n!/(prod c_i! n^n)) enumerated, so no random numbers; the quantiles
-    are those of the inverted CDF (np.quantile method="inverted_cdf" over all n^n resamples). Above, a
-    seeded Monte Carlo estimate."""
-    x = np.asarray(x, dtype=np.float64)
-    n = len(x)
-    a = (1 - level) / 2
-    if n == 0:
-        return [math.nan, math.nan]
-    if n <= exact_up_to:
-        means, probs = [], []
-        log_n_fact, log_nn = math.lgamma(n + 1), n * math.log(n)
-        for combo in itertools.combinations_with_replacement(range(n), n):
-            c = np.bincount(combo, minlength=n)
-            means.append(float(c @ x) / n)
-            probs.append(math.exp(log_n_fact - sum(math.lgamma(k + 1) for k in c) - log_nn))
-        order = np.argsort(means, kind="stable")
-        means, cdf = np.array(means)[order], np.cumsum(np.array(probs)[order])
-        cdf /= cdf[-1]
-        lo = means[np.searchsorted(cdf, a - 1e-12)]
-        hi = means[np.searchsorted(cdf, 1 - a - 1e-12)]
-        return [float(lo), float(hi)]
-    rng = np.random.default_rng(0)
-    m = x[rng.integers(0, n, (resamples, n))].mean(1)
-    return [float(v) for v in np.quantile(m, [a, 1 - a], method="inverted_cdf")]
-
 
 def paired(a: dict, b: dict) -> dict:
     """b - a per seed, over the seeds both have: mean difference, paired t-test (two-sided), bootstrap 95%."""

@@ -1,10 +1,12 @@
 """The shared experiment scaffolding (`scaffold.py`): validated configs, run identity, atomic JSON, device
-choice, README blocks."""
+choice, paired statistics, README blocks."""
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -150,3 +152,24 @@ def test_provenance_keeps_a_named_commit_that_git_contradicts(monkeypatch):
     assert scaffold.provenance()["commit_named"] == "0000000"
     monkeypatch.setenv("FOURIER_HEAD_COMMIT", scaffold.git_commit().split("+")[0])
     assert "commit_named" not in scaffold.provenance()
+
+
+def test_exact_bootstrap_against_all_resamples_and_scipy():
+    """scaffold.bootstrap_interval (every experiment's paired Fourier - linear interval)."""
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 4, 5):
+        d = rng.normal(0.3, 0.4, n)
+        every = np.array([d[list(idx)].mean() for idx in itertools.product(range(n), repeat=n)])  # all n^n resamples
+        ref = np.quantile(every, [0.025, 0.975], method="inverted_cdf")
+        np.testing.assert_allclose(scaffold.bootstrap_interval(d), ref, rtol=0, atol=1e-12)
+    d = rng.normal(0.3, 0.4, 7)
+    ours = scaffold.bootstrap_interval(d)
+    res = stats.bootstrap((d,), np.mean, confidence_level=0.95, method="percentile", n_resamples=20_000,
+                          random_state=np.random.default_rng(0))
+    spread = d.max() - d.min()
+    assert ours[0] == pytest.approx(res.confidence_interval.low, abs=0.03 * spread)
+    assert ours[1] == pytest.approx(res.confidence_interval.high, abs=0.03 * spread)
+    # above the exact limit: a seeded Monte Carlo estimate, close to the exact one
+    mc = scaffold.bootstrap_interval(d, exact_up_to=0)
+    np.testing.assert_allclose(mc, ours, atol=0.02 * spread)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from fourier_head import smoothness
-from scaffold import Field, parse_config, update_block, write_json
+from scaffold import Field, bootstrap_interval, parse_config, update_block, write_json
 
 HERE = Path(__file__).resolve().parent
 RESULTS, README, BLOCK = HERE / "results", HERE / "README.md", "results"
@@ -181,9 +181,23 @@ def paired_vs_linear(rows: list[dict]) -> list[dict]:
             base = float(np.mean([li[s] for s in common]))
             entry[m] = {"fourier_minus_linear": float(np.mean(diffs)),
                         "relative_percent": float(100 * np.mean(diffs) / base) if base else None,
-                        "paired_t_p": paired_p(diffs)}
+                        "paired_t_p": paired_p(diffs), "bootstrap_95": bootstrap_interval(diffs)}
         out.append(entry)
     return out
+
+
+PAIRED_NOTE = ("Fourier - linear per seed: mean, relative change, paired t-test over seeds, and the exact "
+               "percentile bootstrap 95% interval of the mean difference (scaffold.bootstrap_interval)")
+
+
+def refresh_paired(summary: dict) -> dict:
+    """A summary kept from earlier with its paired comparisons recomputed from its own rows (the per-seed
+    values it stores), so that every summary carries the same statistics."""
+    summary["paired_vs_linear"] = paired_vs_linear(summary["rows"])
+    for sched in summary.get("schedules", []):
+        sched["paired_vs_linear"] = paired_vs_linear(sched["rows"])
+    summary["metric_notes"]["paired"] = PAIRED_NOTE
+    return summary
 
 
 def summarise(runs: list[dict], root: Path, setting: str, prior: dict | None = None) -> dict:
@@ -228,8 +242,8 @@ def summarise(runs: list[dict], root: Path, setting: str, prior: dict | None = N
                      "n_test": m0["n_test"]})
     else:  # regenerated from results/runs.csv: keep what the earlier summary recorded
         prior = prior or {}
-        provenance = {**prior.get("provenance", {}), "source": "results/runs.csv (per-run final test metrics of "
-                      "runs whose run folders are not committed); ECE needs the PMFs, which were not kept"}
+        provenance = {**prior.get("provenance", {}), "source": "results/runs.csv (per-run final test metrics, "
+                      "6 digits, of runs whose run folders are not committed)"}
         info = {k: v for k, v in prior.get("setting", {}).items() if k != "name"}
     return {
         "experiment": "toy_example_audio: tempo classification, linear vs Fourier head (paper v1 §2.3)",
@@ -240,7 +254,7 @@ def summarise(runs: list[dict], root: Path, setting: str, prior: dict | None = N
                          "nll": "mean -log p(true class) of the test PMFs",
                          "ece": "top-label expected calibration error, 15 equal-width bins",
                          "smoothness": "paper's smoothness metric, mean over test clips (lower = smoother)",
-                         "paired": "Fourier - linear per seed, paired t-test over seeds"},
+                         "paired": PAIRED_NOTE},
         "selection": selection,
         "rows": rows,
         "paired_vs_linear": paired_vs_linear(rows),
@@ -394,8 +408,11 @@ def headline(summary: dict, quick: bool = False, pilot: dict | None = None) -> s
     best, lin, prov = rows[("fourier", n)], rows[("linear", 0)], summary["provenance"]
     p = lambda x: "n/a" if x is None else f"{x:.2g}"  # noqa: E731
     change = "" if quick else f"{comp['f1']['relative_percent']:+.1f}%, "
+    lo, hi = comp["f1"].get("bootstrap_95") or (None, None)
+    interval = "" if lo is None or quick else (f"difference {comp['f1']['fourier_minus_linear']:+.3f}, "
+                                                f"bootstrap 95% [{lo:+.3f}, {hi:+.3f}], ")
     return (f"Fourier N = {n} ({how}): macro F1 {_fmt(best['f1'], '.3f')} vs linear {_fmt(lin['f1'], '.3f')} "
-            f"({change}paired p = {p(comp['f1']['paired_t_p'])}, "
+            f"({change}{interval}paired p = {p(comp['f1']['paired_t_p'])}, "
             f"{comp['n_pairs']} seeds); "
             f"NLL {_fmt(best['nll'], '.3f')} vs {_fmt(lin['nll'], '.3f')}. Runs: {prov.get('n_runs')} on "
             f"{', '.join(prov.get('gpu') or ['?'])}, sweep wall time {prov.get('wall_seconds')} s.")
@@ -605,7 +622,8 @@ def main(argv=None) -> None:
         path = results / summary_name(setting)
         if setting not in in_dirs and path.exists() and not quick:
             # no run folders here: the summary made from them stands (runs.csv keeps 6 digits only)
-            summaries[setting] = json.loads(path.read_text())
+            summaries[setting] = refresh_paired(json.loads(path.read_text()))
+            write_json(path, summaries[setting], indent=2)
             print(f"{setting}: no run folders under {runs_dir}; kept {path}")
             continue
         legacy = results / "summary.json"  # the main setting's file before per-setting names

@@ -259,23 +259,3 @@ def test_paired_t_test_against_scipy():
     # only the seeds both have are paired
     out = aggregate.paired({"1": 1.0, "2": 2.0, "3": 0.0}, {"2": 2.5, "3": 1.0, "4": 9.0})
     assert out["seeds"] == [2, 3] and out["differences"] == {"2": 0.5, "3": 1.0}
-
-
-def test_exact_bootstrap_against_all_resamples_and_scipy():
-    stats = pytest.importorskip("scipy.stats")
-    rng = np.random.default_rng(5)
-    for n in (1, 2, 4, 5):
-        d = rng.normal(0.3, 0.4, n)
-        every = np.array([d[list(idx)].mean() for idx in itertools.product(range(n), repeat=n)])  # all n^n resamples
-        ref = np.quantile(every, [0.025, 0.975], method="inverted_cdf")
-        np.testing.assert_allclose(aggregate.bootstrap_interval(d), ref, rtol=0, atol=1e-12)
-    d = rng.normal(0.3, 0.4, 7)
-    ours = aggregate.bootstrap_interval(d)
-    res = stats.bootstrap((d,), np.mean, confidence_level=0.95, method="percentile", n_resamples=20_000,
-                          random_state=np.random.default_rng(0))
-    spread = d.max() - d.min()
-    assert ours[0] == pytest.approx(res.confidence_interval.low, abs=0.03 * spread)
-    assert ours[1] == pytest.approx(res.confidence_interval.high, abs=0.03 * spread)
-    # above the exact limit: a seeded Monte Carlo estimate, close to the exact one
-    mc = aggregate.bootstrap_interval(d, exact_up_to=0)
-    np.testing.assert_allclose(mc, ours, atol=0.02 * spread)

@@ -60,6 +60,8 @@ def test_selection_on_validation_and_paired_tests(audio, tmp_path):
     assert pair["n_pairs"] == 3 and pair["f1"]["fourier_minus_linear"] == pytest.approx(diffs.mean())
     from scipy.stats import ttest_rel
     assert pair["f1"]["paired_t_p"] == pytest.approx(ttest_rel([0.6, 0.62, 0.64], [0.5, 0.51, 0.52]).pvalue)
+    lo, hi = pair["f1"]["bootstrap_95"]  # the exact percentile interval of the 3 differences' mean
+    assert lo == pytest.approx(diffs.min()) and hi == pytest.approx(diffs.max()) and lo <= diffs.mean() <= hi
     assert summary["provenance"]["crepe_weights"] == [{"path": "tiny.pth", "sha256": "0"}]
     assert "pretrained" in summary["setting"] and "crepe" in summary["setting"]
     # runs.csv keeps the validation metrics; a second aggregation from the csv alone gives the same rows
