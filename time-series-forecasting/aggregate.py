@@ -4,6 +4,7 @@
     python aggregate.py --runs runs/slice --results results/pilot     # the issue-21 pilot (no README block)
     python aggregate.py --quick                     # runs/quick -> runs/quick/results (never results/)
     python aggregate.py --check                     # CI: committed results and README blocks agree; writes nothing
+    python aggregate.py --tables-only --update-readme   # tables and README blocks again from results/summary.json
 
 --update-readme also rewrites the README's generated blocks (`<!-- tsf-table:start -->` ... `<!-- tsf-table:end -->`,
 tsf-throughput, tsf-ddp) from the new results/summary.json (the tsf-pool block is prepare_pool.py's, from
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scaffold import Field, parse_config, update_block, write_json
+from scaffold import Field, bootstrap_interval, parse_config, update_block, write_json
 
 HERE = Path(__file__).resolve().parent
 RESULTS, README = HERE / "results", HERE / "README.md"
@@ -137,6 +138,60 @@ def smooth(r, spread: bool = True) -> str:
     return f"{r['smoothness']:.4f}" + (f" ± {r['smoothness_std']:.4f}" if spread and r["smoothness_std"] else "")
 
 
+def paired_vs_linear(rows) -> list[dict]:
+    """Every other model against the linear head of the same size, steps, batch size and seed, per dataset.
+
+    Per dataset the log ratio log(Fourier / linear) of MASE (and of WQL) is averaged over the paired seeds;
+    over the datasets: the ratio exp(mean) (= the ratio of the two aggregate relative scores, seasonal
+    naive cancels; < 1 favours the other model), how many datasets it wins (log ratio < 0), a seeded
+    bootstrap 95% interval of the ratio over datasets, and a two-sided Wilcoxon signed-rank test of the
+    log ratios against 0."""
+    from scipy.stats import wilcoxon
+
+    linear = {(r["size"], r["steps"], r["batch_size"], r["seed"]): r for r in rows if r["head"] == "linear"}
+    groups = {}
+    for r in rows:
+        lin = linear.get((r["size"], r["steps"], r["batch_size"], r["seed"]))
+        if r["head"] != "linear" and lin is not None:
+            groups.setdefault((r["label"], r["size"], r["steps"], r["batch_size"]), []).append((r, lin))
+    out = []
+    for (label, size, steps, batch), pairs in groups.items():
+        datasets = [d for d in pairs[0][0]["per_dataset"] if all(d in a["per_dataset"] and d in b["per_dataset"]
+                                                                  for a, b in pairs)]
+        entry = {"model": label, "size": size, "steps": steps, "batch_size": batch,
+                 "seeds": sorted(a["seed"] for a, _ in pairs), "datasets": len(datasets)}
+        for m in ("mase", "wql"):
+            logr = np.array([np.mean([np.log(a["per_dataset"][d][m] / b["per_dataset"][d][m]) for a, b in pairs])
+                             for d in datasets])
+            lo, hi = bootstrap_interval(logr)
+            p = float(wilcoxon(logr).pvalue) if np.any(logr != 0) else None
+            entry[m] = {"ratio": float(np.exp(logr.mean())), "ratio_bootstrap_95": [float(np.exp(lo)), float(np.exp(hi))],
+                        "wins": int((logr < 0).sum()), "losses": int((logr > 0).sum()), "wilcoxon_p": p}
+        out.append(entry)
+    return out
+
+
+def paired_table(rows) -> str:
+    """The README's paired comparison, from paired_vs_linear (empty without a linear run to pair with)."""
+    pairs = paired_vs_linear(rows)
+    if not pairs:
+        return ""
+    lines = ["", "Against the linear head, paired by dataset (same size, steps, batch and seed; ratio = geometric "
+             "mean over datasets of model / linear, < 1 favours the model; bootstrap 95% over datasets; "
+             "Wilcoxon signed-rank test over datasets):", "",
+             "| model | steps | seeds | MASE ratio [95%] | datasets won (MASE) | p | WQL ratio [95%] | "
+             "datasets won (WQL) | p |", "|---|---|---|---|---|---|---|---|---|"]
+    for e in pairs:
+        cells = []
+        for m in ("mase", "wql"):
+            c = e[m]
+            lo, hi = c["ratio_bootstrap_95"]
+            p = "–" if c["wilcoxon_p"] is None else f"{c['wilcoxon_p']:.2g}"
+            cells.append(f"{c['ratio']:.3f} [{lo:.3f}, {hi:.3f}] | {c['wins']} of {e['datasets']} | {p}")
+        lines.append(f"| {e['model']} ({e['size']}) | {e['steps']} | {len(e['seeds'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def table(rows, naive, quick: bool = False) -> str:
     """The results table (ours next to the paper's Table 3), then relative scores per dataset. A quick run's
     table has no paper columns: its tiny CPU models are not what the paper measured."""
@@ -161,7 +216,7 @@ def table(rows, naive, quick: bool = False) -> str:
         for n in names:
             cells = [f"{r['per_dataset'][n]['relative_mase']:.3f} / {r['per_dataset'][n]['relative_wql']:.3f}" for r in rows]
             lines.append(f"| {n} | " + " | ".join(cells) + f" | {naive[n]['mase']:.3f} | {naive[n]['wql']:.3f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + ("" if quick else paired_table(rows))
 
 
 def throughput_table(bench) -> str:
@@ -261,6 +316,8 @@ class Config:
     runs: str = Field(str(HERE / "runs" / "h100"), "folder of evaluated run directories")
     results: str = Field(str(RESULTS), "results folder (committed: results/, results/pilot/)")
     update_readme: bool = Field(False, "rewrite the README's generated blocks (only with the committed results/)")
+    tables_only: bool = Field(False, "rewrite table.md (with --update-readme also the README blocks) from the "
+                                     "--results folder's summary.json alone; no runs are read")
 
 
 QUICK = dict(runs=str(HERE / "runs" / "quick"), results=str(HERE / "runs" / "quick" / "results"))
@@ -273,6 +330,18 @@ def main(argv=None):
         sys.exit(check_committed())
     runs, results = Path(cfg.runs), Path(cfg.results)
     committed = results.resolve() in [r.resolve() for r in COMMITTED]
+    if cfg.tables_only:  # e.g. after a change of the tables' code: the summary stays as it is
+        if not (results / "summary.json").exists():
+            sys.exit(f"error: --tables-only: no {results / 'summary.json'}")
+        if cfg.update_readme and results.resolve() != RESULTS.resolve():
+            sys.exit(f"error: --update-readme only with the committed results/ (got --results {results})")
+        summary = json.loads((results / "summary.json").read_text())
+        (results / "table.md").write_text(table_md(summary))
+        if cfg.update_readme:
+            for name, text in readme_blocks(summary).items():
+                update_block(README, name, text)
+        print(f"rewrote {results / 'table.md'}" + (" and the README blocks" if cfg.update_readme else ""))
+        return
     if not runs.is_dir():
         sys.exit(f"error: --runs {runs}: no such folder")
     rows = collect(runs)

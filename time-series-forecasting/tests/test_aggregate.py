@@ -71,3 +71,33 @@ def test_quick_presets_write_only_under_runs_quick():
     quick = (HERE / "runs" / "quick").resolve()
     paths = [train.QUICK["out_dir"], train.QUICK["kernel_synth_dir"], *aggregate.QUICK.values(), *plot.QUICK.values()]
     assert all(Path(p).resolve().is_relative_to(quick) for p in paths)
+
+
+def test_paired_comparison_per_dataset():
+    """Each model against the linear run of the same size, steps, batch and seed: ratio = exp(mean over datasets
+    of the seed-averaged log ratio), wins, a Wilcoxon test over datasets; unmatched runs are left out."""
+    np = pytest.importorskip("numpy")
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    names = [f"d{i}" for i in range(8)]
+
+    def row(head, label, seed, mase, steps=100):
+        return {"head": head, "label": label, "size": "smoke", "steps": steps, "batch_size": 4, "seed": seed,
+                "mase": 1.0, "wql": 1.0, "smoothness": None,
+                "per_dataset": {d: {"mase": m, "wql": m / 2, "relative_mase": m, "relative_wql": m / 2}
+                                for d, m in zip(names, mase)}}
+    lin = {s: rng.uniform(1, 2, 8) for s in (0, 1)}
+    four = {s: lin[s] * rng.uniform(0.7, 1.1, 8) for s in (0, 1)}
+    rows = [row("linear", "Linear", s, lin[s]) for s in (0, 1)] + [row("fourier", "Fourier-8", s, four[s]) for s in (0, 1)]
+    rows.append(row("fourier", "Fourier-8", 0, four[0], steps=200))  # no linear run at 200 steps: not paired
+    (e,) = aggregate.paired_vs_linear(rows)
+    logr = np.mean([np.log(four[s] / lin[s]) for s in (0, 1)], axis=0)
+    assert e["model"] == "Fourier-8" and e["seeds"] == [0, 1] and e["datasets"] == 8 and e["steps"] == 100
+    assert e["mase"]["ratio"] == pytest.approx(np.exp(logr.mean()))
+    assert e["mase"]["wins"] == int((logr < 0).sum()) and e["mase"]["wins"] + e["mase"]["losses"] == 8
+    assert e["mase"]["wilcoxon_p"] == pytest.approx(stats.wilcoxon(logr).pvalue)
+    lo, hi = e["mase"]["ratio_bootstrap_95"]
+    assert lo <= e["mase"]["ratio"] <= hi and e["wql"]["ratio"] == pytest.approx(e["mase"]["ratio"])
+    assert "Against the linear head" in aggregate.table(rows, {d: {"mase": 1, "wql": 1} for d in names})
+    assert "Against the linear head" not in aggregate.table(rows, {d: {"mase": 1, "wql": 1} for d in names}, quick=True)
+    assert aggregate.paired_table([r for r in rows if r["head"] != "linear"]) == ""
