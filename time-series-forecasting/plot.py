@@ -8,6 +8,12 @@ figures/pmf.png      the predictive PMF of one forecast step, linear vs the Four
                      in the titles); PMFs from results/pmf_examples.npz (aggregate.py)
 figures/metrics.png  MASE, WQL (aggregate relative scores) and smoothness vs number of frequencies,
                      the linear head as a horizontal line
+figures/learning_curves.png   (runs that logged them: issue 21's --slice / --pilot runs) per run, against the
+                     training step: the held-out training-mix cross-entropy (log.jsonl `heldout_ce`) and the
+                     benchmark's relative MASE and WQL at each intermediate evaluation (curve.jsonl, with the
+                     final evaluation, metrics.json, as the last point); from <results>/run_files/
+
+    python plot.py --results results/pilot --figures figures/pilot     # the issue-21 pilot's figures
 """
 
 import json
@@ -82,6 +88,47 @@ def metrics_figure(rows, out: Path, prefix: str = ""):
     plot_style.save(fig, out)
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def learning_curves_figure(rows, run_files: Path, out: Path, prefix: str = "") -> bool:
+    """Held-out CE and benchmark scores against the step, one line per run; False when no run logged them."""
+    curves = []
+    for r in rows:
+        d = run_files / r["run"]
+        held = [(e["step"], e["heldout_ce"]) for e in read_jsonl(d / "log.jsonl") if "heldout_ce" in e]
+        bench = [(e["step"], e["mase"], e["wql"]) for e in read_jsonl(d / "curve.jsonl")]
+        if held or bench:
+            if not bench or bench[-1][0] < r["steps"]:
+                bench.append((r["steps"], r["mase"], r["wql"]))  # the final evaluation
+            curves.append((r, held, bench))
+    if not curves:
+        return False
+    plot_style.use()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for r, held, bench in curves:
+        color = plot_style.COLORS["linear" if r["head"] == "linear" else "fourier"]
+        style = dict(color=color, marker="o", ms=3, label=f"{r['label']}, seed {r['seed']}")
+        if held:
+            axes[0].plot(*zip(*held), **style)
+        axes[1].plot([b[0] for b in bench], [b[1] for b in bench], **style)
+        axes[2].plot([b[0] for b in bench], [b[2] for b in bench], **style)
+    for ax, title in zip(axes, ("held-out training-mix cross-entropy (nats)", "MASE (relative to seasonal naive)",
+                                "WQL (relative to seasonal naive)")):
+        ax.set_xlabel("training step")
+        ax.set_title(title)
+    for ax in axes[1:]:
+        ax.axhline(1.0, color="0.5", ls=":", lw=1)  # seasonal naive
+    axes[0].legend()
+    r0 = curves[0][0]
+    fig.suptitle(f"{prefix}{r0['size']} model, batch {r0['batch_size']}, {r0['num_datasets']} datasets "
+                 "(dotted: seasonal naive)")
+    fig.tight_layout()
+    plot_style.save(fig, out)
+    return True
+
+
 @dataclass
 class Config:
     results: str = Field(str(HERE / "results"), "folder with summary.json and pmf_examples.npz (aggregate.py)")
@@ -108,6 +155,7 @@ def main(argv=None):
     if examples.exists():
         pmf_figure(summary["rows"], np.load(examples), cfg.dataset, figures / "pmf.png", prefix)
     metrics_figure(summary["rows"], figures / "metrics.png", prefix)
+    learning_curves_figure(summary["rows"], Path(cfg.results) / "run_files", figures / "learning_curves.png", prefix)
     print(f"figures in {figures}")
 
 

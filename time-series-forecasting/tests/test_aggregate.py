@@ -101,3 +101,13 @@ def test_paired_comparison_per_dataset():
     assert "Against the linear head" in aggregate.table(rows, {d: {"mase": 1, "wql": 1} for d in names})
     assert "Against the linear head" not in aggregate.table(rows, {d: {"mase": 1, "wql": 1} for d in names}, quick=True)
     assert aggregate.paired_table([r for r in rows if r["head"] != "linear"]) == ""
+
+
+def test_learning_curves_only_from_runs_that_logged_them(tmp_path):
+    """The pilot's run files hold held-out CE and intermediate evaluations: a figure; the 900-step runs do not."""
+    pilot = json.loads((HERE / "results" / "pilot" / "summary.json").read_text())
+    assert plot.learning_curves_figure(pilot["rows"], HERE / "results" / "pilot" / "run_files", tmp_path / "a.png")
+    assert (tmp_path / "a.png").stat().st_size > 0
+    main = json.loads((HERE / "results" / "summary.json").read_text())
+    assert not plot.learning_curves_figure(main["rows"], HERE / "results" / "run_files", tmp_path / "b.png")
+    assert not (tmp_path / "b.png").exists()
