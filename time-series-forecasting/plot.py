@@ -11,7 +11,7 @@ figures/metrics.png  MASE, WQL (aggregate relative scores) and smoothness vs num
 figures/learning_curves.png   (runs that logged them: issue 21's --slice / --pilot runs) per run, against the
                      training step: the held-out training-mix cross-entropy (log.jsonl `heldout_ce`) and the
                      benchmark's relative MASE and WQL at each intermediate evaluation (curve.jsonl, with the
-                     final evaluation, metrics.json, as the last point); from <results>/run_files/
+                     final evaluation as the last point; the summary rows' `heldout_ce` and `curve`)
 
     python plot.py --results results/pilot --figures figures/pilot     # the issue-21 pilot's figures
 """
@@ -88,20 +88,14 @@ def metrics_figure(rows, out: Path, prefix: str = ""):
     plot_style.save(fig, out)
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
-def learning_curves_figure(rows, run_files: Path, out: Path, prefix: str = "") -> bool:
-    """Held-out CE and benchmark scores against the step, one line per run; False when no run logged them."""
+def learning_curves_figure(rows, out: Path, prefix: str = "") -> bool:
+    """Held-out CE and benchmark scores against the step, one line per run (the rows' `heldout_ce` and `curve`,
+    aggregate.py's, from log.jsonl and curve.jsonl); False when no run logged more than its final evaluation."""
     curves = []
     for r in rows:
-        d = run_files / r["run"]
-        held = [(e["step"], e["heldout_ce"]) for e in read_jsonl(d / "log.jsonl") if "heldout_ce" in e]
-        bench = [(e["step"], e["mase"], e["wql"]) for e in read_jsonl(d / "curve.jsonl")]
-        if held or bench:
-            if not bench or bench[-1][0] < r["steps"]:
-                bench.append((r["steps"], r["mase"], r["wql"]))  # the final evaluation
+        held = sorted((int(k), v) for k, v in (r.get("heldout_ce") or {}).items())
+        bench = sorted((int(k), v["mase"], v["wql"]) for k, v in (r.get("curve") or {}).items())
+        if held or len(bench) > 1:
             curves.append((r, held, bench))
     if not curves:
         return False
@@ -155,7 +149,7 @@ def main(argv=None):
     if examples.exists():
         pmf_figure(summary["rows"], np.load(examples), cfg.dataset, figures / "pmf.png", prefix)
     metrics_figure(summary["rows"], figures / "metrics.png", prefix)
-    learning_curves_figure(summary["rows"], Path(cfg.results) / "run_files", figures / "learning_curves.png", prefix)
+    learning_curves_figure(summary["rows"], figures / "learning_curves.png", prefix)
     print(f"figures in {figures}")
 
 

@@ -104,10 +104,10 @@ def test_paired_comparison_per_dataset():
 
 
 def test_learning_curves_only_from_runs_that_logged_them(tmp_path):
-    """The pilot's run files hold held-out CE and intermediate evaluations: a figure; the 900-step runs do not."""
+    """The pilot's rows hold held-out CE and intermediate evaluations: a figure; the 900-step runs' do not."""
     pilot = json.loads((HERE / "results" / "pilot" / "summary.json").read_text())
-    assert plot.learning_curves_figure(pilot["rows"], HERE / "results" / "pilot" / "run_files", tmp_path / "a.png")
+    assert plot.learning_curves_figure(pilot["rows"], tmp_path / "a.png")
     assert (tmp_path / "a.png").stat().st_size > 0
     main = json.loads((HERE / "results" / "summary.json").read_text())
-    assert not plot.learning_curves_figure(main["rows"], HERE / "results" / "run_files", tmp_path / "b.png")
+    assert not plot.learning_curves_figure(main["rows"], tmp_path / "b.png")
     assert not (tmp_path / "b.png").exists()
