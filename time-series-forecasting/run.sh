@@ -79,17 +79,19 @@ if [[ "$MODE" == "--slice" || "$MODE" == "--pilot" ]]; then
       "$PY" train.py $H --seed "$RSEED" $REST --steps "$STEPS" --batch-size 64 --out-dir $R --name "$NAME" \
         --eval-every "$EVAL_EVERY" --heldout-every "$HELD" --log-every 50 --ckpt-every 4000 ${EXTRA:-} \
         > "$R/$NAME.train.log" 2>&1 \
-      && "$PY" evaluate.py "$R/$NAME" ${EVAL_EXTRA:-} > "$R/$NAME.eval.log" 2>&1 \
-      && "$PY" export.py --run "$R/$NAME" --out "$R/$NAME/forecaster_int8.pt" --max-mb 100 --force \
-        >> "$R/$NAME.eval.log" 2>&1
-      echo "$NAME exit $?" >> "$R/status_$TAG.txt"
+      && "$PY" evaluate.py "$R/$NAME" ${EVAL_EXTRA:-} > "$R/$NAME.eval.log" 2>&1
+      rc=$?
+      # the forecaster file: its own log line; a refusal (e.g. int8 too far from the weights) leaves rc alone
+      [ $rc -eq 0 ] && { "$PY" export.py --run "$R/$NAME" --out "$R/$NAME/forecaster_int8.pt" --max-mb 100 \
+        --force > "$R/$NAME.export.log" 2>&1 || echo "$NAME export failed (see $NAME.export.log)" >> "$R/status_$TAG.txt"; }
+      echo "$NAME exit $rc" >> "$R/status_$TAG.txt"
     ) &
     i=$((i + 1))
   done
   wait
   runs=$(for spec in $RUNS; do IFS=: read -r HEAD RSEED REST <<< "$spec"; echo "${HEAD}_seed${RSEED}${REST:+_$(echo "$REST" | tr -d ' -')}_steps${STEPS}"; done)
   (cd $R && tar czf "bundle_$TAG.tgz" --exclude='checkpoint.*' --exclude='forecaster_*' status_"$TAG".txt \
-     $(for n in $runs; do echo "$n" "$n.train.log" "$n.eval.log"; done) 2>/dev/null || true)
+     $(for n in $runs; do echo "$n" "$n.train.log" "$n.eval.log" "$n.export.log"; done) 2>/dev/null || true)
   touch "$R/DONE_$TAG"
   echo "bundle: $R/bundle_$TAG.tgz ($(du -h "$R/bundle_$TAG.tgz" | cut -f1))"
 elif [[ "$MODE" == "--quick" ]]; then
