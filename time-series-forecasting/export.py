@@ -38,7 +38,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from forecast import SHIPPED  # noqa: E402  (forecast.py's default model: model/forecaster.pt)
+from forecast import SHIPPED, run_context_length  # noqa: E402  (SHIPPED: forecast.py's default model)
 from model import ModelConfig, build_model  # noqa: E402
 from scaffold import Field, parse_config, provenance  # noqa: E402
 from tokenizer import Tokenizer  # noqa: E402
@@ -164,12 +164,11 @@ def export(cfg: Config) -> dict:
     if is_forecaster(ckpt):
         fail(f"{ckpt_path} is already a forecaster file")
     run_dir = ckpt_path.parent
-    config = read_json(run_dir / "config.json") or {}
     metrics = read_json(run_dir / "metrics.json")
     kept, aliases = unique_tensors(model.state_dict())
     forecaster = {
         "format": FORMAT, "model_config": ckpt["model_config"], "binning": ckpt["binning"], "step": ckpt["step"],
-        "context_length": int(config.get("context_length", 512)),
+        "context_length": run_context_length(ckpt_path, ckpt),  # the run's config.json, else 512
         "weights": {name: pack(t, cfg.weights) for name, t in kept.items()}, "aliases": aliases,
         "scores": None if metrics is None else {k: metrics.get(k) for k in ("mase", "wql", "datasets", "num_samples")
                                                 if k in metrics},
